@@ -73,7 +73,7 @@ Status InMemoryStateStore::Scan(std::string_view ns, std::string_view prefix,
 Status InMemoryStateStore::Commit(const StateWriteBatch& batch, std::string_view checkpoint) {
   for (const StateMutation& m : batch.mutations()) {
     if (!IsValidNamespace(m.ns)) {
-      return InvalidArgumentError("state namespace '" + m.ns + "' is not 1-64 of [a-z0-9_]");
+      return InvalidArgumentError("state namespace '" + m.ns + "' is not 1-64 of [a-z0-9_] starting with a letter, or is reserved");
     }
   }
   std::unique_lock lock(mu_);

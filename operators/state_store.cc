@@ -3,7 +3,8 @@
 namespace shortfall::operators {
 
 bool IsValidNamespace(std::string_view ns) {
-  if (ns.empty() || ns.size() > 64) return false;
+  if (ns.empty() || ns.size() > 64 || ns == "default") return false;
+  if (!(ns[0] >= 'a' && ns[0] <= 'z')) return false;
   for (char c : ns) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
   }

@@ -36,7 +36,8 @@
 
 namespace shortfall::operators {
 
-// Namespace names: 1 to 64 of [a-z0-9_]. Other names are rejected.
+// Namespace names: 1 to 64 of [a-z0-9_], starting with a letter; "default"
+// is reserved (RocksDB keeps store metadata there). Other names are rejected.
 bool IsValidNamespace(std::string_view ns);
 
 // One change: a put, or a delete when `value` is empty (nullopt).

@@ -1,0 +1,294 @@
+#include "operators/volume_aggregator.h"
+
+#include <algorithm>
+
+#include "shortfall/internal/state.pb.h"
+
+namespace shortfall::operators {
+namespace {
+
+constexpr std::string_view kBucketsNs = "volume_buckets";
+constexpr std::string_view kTotalsNs = "volume_totals";
+constexpr std::string_view kWindowsNs = "volume_windows";
+constexpr std::string_view kClosedUntilKey = "closed_until";
+
+// Big-endian with the sign bit flipped, so byte order is time order.
+std::string EncodeTime(TimestampMs t) {
+  const uint64_t u = static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>(u >> (56 - 8 * i));
+  return out;
+}
+
+TimestampMs DecodeTime(std::string_view bytes) {
+  uint64_t u = 0;
+  for (char c : bytes) u = (u << 8) | static_cast<uint8_t>(c);
+  return static_cast<TimestampMs>(u ^ (uint64_t{1} << 63));
+}
+
+std::string EncodeVolume(const VolumeDelta& v) {
+  internal::VolumeBucketState s;
+  s.set_shipments(v.shipments);
+  s.set_goods_lines(v.goods_lines);
+  for (double q : v.quantity) s.add_quantity(q);
+  s.set_gross_weight_kg(v.gross_weight_kg);
+  s.set_declared_value_usd(v.declared_value_usd);
+  for (uint64_t c : v.customs) s.add_customs(c);
+  return s.SerializeAsString();
+}
+
+bool DecodeVolume(std::string_view bytes, VolumeDelta* v) {
+  internal::VolumeBucketState s;
+  if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
+  *v = VolumeDelta{};
+  v->shipments = s.shipments();
+  v->goods_lines = s.goods_lines();
+  for (int i = 0; i < s.quantity_size() && i < static_cast<int>(kUnitCount); ++i) {
+    v->quantity[static_cast<size_t>(i)] = s.quantity(i);
+  }
+  v->gross_weight_kg = s.gross_weight_kg();
+  v->declared_value_usd = s.declared_value_usd();
+  for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
+    v->customs[static_cast<size_t>(i)] = s.customs(i);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status WindowOptions::Validate() const {
+  if (bucket <= 0) return InvalidArgumentError("window.bucket: must be > 0");
+  if (rolling.empty() || rolling.size() > kMaxRollingWindows) {
+    return InvalidArgumentError("window.rolling: want 1 to " + std::to_string(kMaxRollingWindows) +
+                                " windows");
+  }
+  for (DurationMs w : rolling) {
+    if (w <= 0 || w % bucket != 0) {
+      return InvalidArgumentError("window.rolling: " + FormatDuration(w) +
+                                  " is not a positive multiple of the bucket " +
+                                  FormatDuration(bucket));
+    }
+  }
+  if (allowed_lateness < 0) return InvalidArgumentError("window.allowed_lateness: must be >= 0");
+  return OkStatus();
+}
+
+DurationMs WindowOptions::retention() const {
+  return *std::max_element(rolling.begin(), rolling.end());
+}
+
+VolumeAggregator::VolumeAggregator(const WindowOptions& options,
+                                   std::vector<std::string> group_names, CorridorTable* corridors)
+    : options_(options), group_names_(std::move(group_names)), corridors_(corridors) {
+  SHORTFALL_CHECK(options_.Validate().ok());
+}
+
+VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
+  auto [it, inserted] = series_.try_emplace(Pack(key));
+  if (inserted) {
+    it->second.key = key;
+    sorted_stale_ = true;
+  }
+  return it->second;
+}
+
+void VolumeAggregator::AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta) {
+  Series& s = SeriesFor(key);
+  Bucket& b = s.buckets[bucket_start];
+  b.volume.Add(delta);
+  b.dirty = true;
+  s.total.Add(delta);
+  s.total_dirty = true;
+}
+
+bool VolumeAggregator::IsClosed(TimestampMs event_time) const {
+  return closed_until_ != kMinTimestamp && event_time < closed_until_;
+}
+
+void VolumeAggregator::Add(GroupId group, CorridorId corridor, TimestampMs event_time,
+                           const VolumeDelta& delta) {
+  SHORTFALL_CHECK(!IsClosed(event_time));
+  const TimestampMs start = AlignDown(event_time, options_.bucket);
+  AddTo(SeriesKey{group, corridor}, start, delta);
+  if (corridor != kAllCorridors) AddTo(SeriesKey{group, kAllCorridors}, start, delta);
+}
+
+const std::vector<VolumeAggregator::Series*>& VolumeAggregator::SortedSeries() {
+  if (sorted_stale_) {
+    sorted_.clear();
+    for (auto& [packed, s] : series_) sorted_.push_back(&s);
+    std::sort(sorted_.begin(), sorted_.end(), [&](const Series* a, const Series* b) {
+      const std::string& ga = group_names_[a->key.group];
+      const std::string& gb = group_names_[b->key.group];
+      if (ga != gb) return ga < gb;
+      return corridors_->Code(a->key.corridor) < corridors_->Code(b->key.corridor);
+    });
+    sorted_stale_ = false;
+  }
+  return sorted_;
+}
+
+std::string VolumeAggregator::SeriesPrefix(SeriesKey key) const {
+  std::string prefix = group_names_[key.group];
+  prefix.push_back('\0');
+  prefix += corridors_->Code(key.corridor);
+  prefix.push_back('\0');
+  return prefix;
+}
+
+void VolumeAggregator::CloseBucket(TimestampMs start, std::vector<WindowReport>* out) {
+  const TimestampMs end = start + options_.bucket;
+  const TimestampMs oldest_kept = end - options_.retention();
+  for (Series* s : SortedSeries()) {
+    // Expire buckets the longest window ending here no longer covers.
+    while (!s->buckets.empty() && s->buckets.begin()->first < oldest_kept) {
+      deleted_keys_.push_back(SeriesPrefix(s->key) + EncodeTime(s->buckets.begin()->first));
+      s->buckets.erase(s->buckets.begin());
+    }
+    if (s->buckets.empty() || s->buckets.begin()->first >= end) continue;
+    WindowReport r;
+    r.bucket_start = start;
+    r.bucket_end = end;
+    r.series = s->key;
+    for (auto it = s->buckets.begin(); it != s->buckets.end() && it->first < end; ++it) {
+      if (it->first == start) r.bucket.Add(it->second.volume);
+      for (size_t w = 0; w < options_.rolling.size(); ++w) {
+        if (it->first >= end - options_.rolling[w]) r.rolling[w].Add(it->second.volume);
+      }
+    }
+    out->push_back(r);
+  }
+  closed_until_ = end;
+  closed_until_dirty_ = true;
+}
+
+void VolumeAggregator::AdvanceTo(TimestampMs watermark, std::vector<WindowReport>* out) {
+  if (watermark == kMinTimestamp) return;
+  if (closed_until_ == kMinTimestamp) {
+    // First close: start from the oldest bucket holding data.
+    TimestampMs oldest = AlignDown(watermark, options_.bucket);
+    for (const auto& [packed, s] : series_) {
+      if (!s.buckets.empty()) oldest = std::min(oldest, s.buckets.begin()->first);
+    }
+    closed_until_ = oldest;
+    closed_until_dirty_ = true;
+  }
+  while (closed_until_ + options_.bucket <= watermark) CloseBucket(closed_until_, out);
+}
+
+void VolumeAggregator::CloseAll(std::vector<WindowReport>* out) {
+  TimestampMs newest = kMinTimestamp;
+  for (const auto& [packed, s] : series_) {
+    if (!s.buckets.empty()) newest = std::max(newest, s.buckets.rbegin()->first);
+  }
+  if (newest != kMinTimestamp) AdvanceTo(newest + options_.bucket, out);
+}
+
+std::vector<std::pair<SeriesKey, VolumeDelta>> VolumeAggregator::Totals() const {
+  std::vector<std::pair<SeriesKey, VolumeDelta>> totals;
+  for (const auto& [packed, s] : series_) totals.emplace_back(s.key, s.total);
+  std::sort(totals.begin(), totals.end(), [&](const auto& a, const auto& b) {
+    const std::string& ga = group_names_[a.first.group];
+    const std::string& gb = group_names_[b.first.group];
+    if (ga != gb) return ga < gb;
+    return corridors_->Code(a.first.corridor) < corridors_->Code(b.first.corridor);
+  });
+  return totals;
+}
+
+size_t VolumeAggregator::bucket_count() const {
+  size_t n = 0;
+  for (const auto& [packed, s] : series_) n += s.buckets.size();
+  return n;
+}
+
+void VolumeAggregator::Flush(StateWriteBatch* batch) {
+  for (const std::string& key : deleted_keys_) batch->Delete(kBucketsNs, key);
+  deleted_keys_.clear();
+  for (auto& [packed, s] : series_) {
+    std::string prefix;
+    for (auto& [start, b] : s.buckets) {
+      if (!b.dirty) continue;
+      if (prefix.empty()) prefix = SeriesPrefix(s.key);
+      batch->Put(kBucketsNs, prefix + EncodeTime(start), EncodeVolume(b.volume));
+      b.dirty = false;
+    }
+    if (s.total_dirty) {
+      batch->Put(kTotalsNs, SeriesPrefix(s.key), EncodeVolume(s.total));
+      s.total_dirty = false;
+    }
+  }
+  if (closed_until_dirty_) {
+    batch->Put(kWindowsNs, kClosedUntilKey, EncodeTime(closed_until_));
+    closed_until_dirty_ = false;
+  }
+}
+
+Status VolumeAggregator::Restore(const StateView& state) {
+  series_.clear();
+  sorted_stale_ = true;
+  deleted_keys_.clear();
+  closed_until_ = kMinTimestamp;
+  closed_until_dirty_ = false;
+
+  // Key layout: group '\0' corridor '\0' [8-byte time].
+  Status error;
+  const auto parse_series = [&](std::string_view key, std::string_view* rest) -> Series* {
+    const size_t g_end = key.find('\0');
+    const size_t c_end = g_end == std::string_view::npos ? g_end : key.find('\0', g_end + 1);
+    if (c_end == std::string_view::npos) {
+      error = DataLossError("volume state: malformed key");
+      return nullptr;
+    }
+    const std::string_view group = key.substr(0, g_end);
+    auto gid = std::find(group_names_.begin(), group_names_.end(), group);
+    if (gid == group_names_.end()) {
+      error = FailedPreconditionError(
+          "volume state names group '" + std::string(group) +
+          "' that the catalog does not have; restore with the catalog the state was built "
+          "with, or start from an empty state directory");
+      return nullptr;
+    }
+    std::optional<CorridorId> corridor =
+        corridors_->InternCode(key.substr(g_end + 1, c_end - g_end - 1));
+    if (!corridor) {
+      error = DataLossError("volume state: malformed corridor in key");
+      return nullptr;
+    }
+    *rest = key.substr(c_end + 1);
+    return &SeriesFor(SeriesKey{static_cast<GroupId>(gid - group_names_.begin()), *corridor});
+  };
+
+  SHORTFALL_RETURN_IF_ERROR(state.Scan(kBucketsNs, "", [&](std::string_view key, std::string_view value) {
+    std::string_view rest;
+    Series* s = parse_series(key, &rest);
+    if (s == nullptr) return false;
+    Bucket b;
+    if (rest.size() != 8 || !DecodeVolume(value, &b.volume)) {
+      error = DataLossError("volume state: malformed bucket");
+      return false;
+    }
+    s->buckets.emplace(DecodeTime(rest), b);
+    return true;
+  }));
+  SHORTFALL_RETURN_IF_ERROR(error);
+  SHORTFALL_RETURN_IF_ERROR(state.Scan(kTotalsNs, "", [&](std::string_view key, std::string_view value) {
+    std::string_view rest;
+    Series* s = parse_series(key, &rest);
+    if (s == nullptr) return false;
+    if (!rest.empty() || !DecodeVolume(value, &s->total)) {
+      error = DataLossError("volume state: malformed total");
+      return false;
+    }
+    return true;
+  }));
+  SHORTFALL_RETURN_IF_ERROR(error);
+  SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> closed, state.Get(kWindowsNs, kClosedUntilKey));
+  if (closed) {
+    if (closed->size() != 8) return DataLossError("volume state: malformed closed_until");
+    closed_until_ = DecodeTime(*closed);
+  }
+  return OkStatus();
+}
+
+}  // namespace shortfall::operators

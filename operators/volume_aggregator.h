@@ -1,0 +1,144 @@
+// VolumeAggregator: stage two of the volume pipeline. It sums contributions
+// into tumbling event-time buckets per series — a (group, corridor) pair, and
+// (group, kAllCorridors) for the group's total — and, when the watermark
+// passes a bucket's end, closes it and reports the bucket and the rolling
+// windows that end with it (default 24 h and 7 d).
+//
+//   aggregator.Add(group, corridor, event_time, delta);   // accepted events only
+//   aggregator.AdvanceTo(watermarks.Watermark(), &reports);
+//   aggregator.Flush(&batch);  store.Commit(batch, checkpoint);
+//
+// Buckets are [start, start + bucket). When bucket B closes, every series that
+// has a bucket within the longest rolling window ending at B's end is
+// reported, so a series whose flow stops reports zeros until its history
+// leaves the window: a stopped flow is what shortfall exists to see. Buckets
+// older than the longest window are expired (deleted from state). All-time
+// totals per series are kept apart from the buckets and never expire.
+//
+// Reports come in order of bucket end, then group name, then corridor code,
+// so output is deterministic for a given input order.
+//
+// Thread-safety: not thread-safe; one aggregator per task.
+// Failure: Restore returns kDataLoss for state it cannot read, and
+// kFailedPrecondition for state that names a group the catalog lacks.
+#ifndef SHORTFALL_OPERATORS_VOLUME_AGGREGATOR_H_
+#define SHORTFALL_OPERATORS_VOLUME_AGGREGATOR_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "operators/catalog.h"
+#include "operators/corridor.h"
+#include "operators/state_store.h"
+#include "operators/volume.h"
+
+namespace shortfall::operators {
+
+inline constexpr size_t kMaxRollingWindows = 4;
+
+struct WindowOptions {
+  // Tumbling bucket width. Default 1 h; smaller buckets react sooner and cost
+  // more state (one entry per series and bucket).
+  DurationMs bucket = kMsPerHour;
+  // Rolling windows reported at each bucket close, each a multiple of
+  // `bucket`, at most kMaxRollingWindows. Default 24 h and 7 d. The longest
+  // sets how long buckets are kept.
+  std::vector<DurationMs> rolling = {24 * kMsPerHour, 7 * kMsPerDay};
+  // How far behind its partition's newest event an event may be and still
+  // count. Default 6 h: border data arrives in bursts hours late; more delays
+  // every window close by as much.
+  DurationMs allowed_lateness = 6 * kMsPerHour;
+
+  Status Validate() const;
+  DurationMs retention() const;  // the longest rolling window
+};
+
+struct SeriesKey {
+  GroupId group;
+  CorridorId corridor;
+  friend bool operator==(const SeriesKey&, const SeriesKey&) = default;
+};
+
+// One series at one bucket close.
+struct WindowReport {
+  TimestampMs bucket_start = 0;
+  TimestampMs bucket_end = 0;
+  SeriesKey series{};
+  VolumeDelta bucket;  // the bucket just closed
+  std::array<VolumeDelta, kMaxRollingWindows> rolling{};  // per WindowOptions::rolling
+};
+
+class VolumeAggregator {
+ public:
+  // `group_names[id]` names group id (catalog groups, then "unclassified").
+  // REQUIRES: options.Validate().ok(). `corridors` must outlive this.
+  VolumeAggregator(const WindowOptions& options, std::vector<std::string> group_names,
+                   CorridorTable* corridors);
+
+  // Adds `delta` to series (group, corridor) and (group, kAllCorridors) in
+  // the bucket of `event_time`. REQUIRES: !IsClosed(event_time).
+  void Add(GroupId group, CorridorId corridor, TimestampMs event_time, const VolumeDelta& delta);
+
+  // True when the bucket holding `event_time` has been closed already.
+  bool IsClosed(TimestampMs event_time) const;
+
+  // Closes every bucket whose end is <= `watermark`, oldest first, appending
+  // reports to *out. A watermark that goes backwards does nothing.
+  void AdvanceTo(TimestampMs watermark, std::vector<WindowReport>* out);
+  // Closes every bucket that holds data (end of input).
+  void CloseAll(std::vector<WindowReport>* out);
+
+  // End of the newest closed bucket; kMinTimestamp before the first close.
+  TimestampMs closed_until() const { return closed_until_; }
+
+  // All-time totals per series, in report order.
+  std::vector<std::pair<SeriesKey, VolumeDelta>> Totals() const;
+
+  // Persistence, namespaces "volume_buckets", "volume_totals" and
+  // "volume_windows": Flush writes what changed since the last Flush.
+  void Flush(StateWriteBatch* batch);
+  Status Restore(const StateView& state);
+
+  const std::string& group_name(GroupId id) const { return group_names_[id]; }
+  const WindowOptions& options() const { return options_; }
+  size_t series_count() const { return series_.size(); }
+  size_t bucket_count() const;
+
+ private:
+  struct Bucket {
+    VolumeDelta volume;
+    bool dirty = false;
+  };
+  struct Series {
+    SeriesKey key;
+    std::map<TimestampMs, Bucket> buckets;  // by start
+    VolumeDelta total;
+    bool total_dirty = false;
+  };
+  static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
+  Series& SeriesFor(SeriesKey key);
+  void AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta);
+  void CloseBucket(TimestampMs start, std::vector<WindowReport>* out);
+  const std::vector<Series*>& SortedSeries();
+  std::string SeriesPrefix(SeriesKey key) const;
+
+  WindowOptions options_;
+  std::vector<std::string> group_names_;
+  CorridorTable* corridors_;
+  std::unordered_map<uint64_t, Series> series_;
+  std::vector<Series*> sorted_;  // by (group name, corridor code); rebuilt when stale
+  bool sorted_stale_ = true;
+  TimestampMs closed_until_ = kMinTimestamp;
+  bool closed_until_dirty_ = false;
+  std::vector<std::string> deleted_keys_;  // bucket keys to delete on Flush
+};
+
+}  // namespace shortfall::operators
+
+#endif  // SHORTFALL_OPERATORS_VOLUME_AGGREGATOR_H_

@@ -1,0 +1,172 @@
+#include "operators/volume_pipeline.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "shortfall/internal/state.pb.h"
+
+namespace shortfall::operators {
+namespace {
+
+constexpr std::string_view kCountersNs = "pipeline_counters";
+constexpr std::string_view kCountersKey = "counters";
+
+std::vector<std::string> GroupNames(const Catalog& catalog) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < catalog.group_count(); ++i) {
+    names.emplace_back(catalog.group_name(static_cast<GroupId>(i)));
+  }
+  names.emplace_back("unclassified");
+  return names;
+}
+
+}  // namespace
+
+Status PipelineOptions::Validate() const {
+  SHORTFALL_RETURN_IF_ERROR(normalizer.Validate());
+  return window.Validate();
+}
+
+uint64_t PipelineCounters::invalid_total() const {
+  uint64_t total = 0;
+  for (uint64_t n : invalid) total += n;
+  return total;
+}
+
+VolumePipeline::VolumePipeline(const Catalog& catalog, const PipelineOptions& options)
+    : options_(options),
+      normalizer_(catalog, options.normalizer, &corridors_),
+      watermarks_(options.window.allowed_lateness),
+      aggregator_(options.window, GroupNames(catalog), &corridors_) {}
+
+Result<std::string> VolumePipeline::Restore(const StateStore& store) {
+  SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<StateView> snapshot, store.Snapshot());
+  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, store.LastCheckpoint());
+  SHORTFALL_RETURN_IF_ERROR(watermarks_.Restore(*snapshot));
+  SHORTFALL_RETURN_IF_ERROR(aggregator_.Restore(*snapshot));
+  counters_ = PipelineCounters{};
+  SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> blob, snapshot->Get(kCountersNs, kCountersKey));
+  if (blob) {
+    internal::CountersState s;
+    if (!s.ParseFromString(*blob)) return DataLossError("pipeline counters: malformed");
+    const auto get = [&](const std::string& name) {
+      auto it = s.counts().find(name);
+      return it == s.counts().end() ? uint64_t{0} : it->second;
+    };
+    counters_.records = get("records");
+    counters_.accepted = get("accepted");
+    counters_.late = get("late");
+    counters_.out_of_order = get("out_of_order");
+    counters_.unclassified_lines = get("unclassified_lines");
+    for (size_t i = 0; i < kInvalidReasonCount; ++i) {
+      counters_.invalid[i] =
+          get("invalid." + std::string(InvalidReasonName(static_cast<InvalidReason>(i))));
+    }
+  }
+  return checkpoint;
+}
+
+void VolumePipeline::Count(const RecordResult& result) {
+  ++counters_.records;
+  counters_dirty_ = true;
+  switch (result.outcome) {
+    case Outcome::kAccepted: ++counters_.accepted; break;
+    case Outcome::kLate: ++counters_.late; break;
+    case Outcome::kInvalid: ++counters_.invalid[static_cast<size_t>(result.invalid.reason)]; break;
+  }
+}
+
+RecordResult VolumePipeline::Reject(Invalid invalid) {
+  RecordResult r;
+  r.outcome = Outcome::kInvalid;
+  r.invalid = std::move(invalid);
+  Count(r);
+  return r;
+}
+
+RecordResult VolumePipeline::ProcessValue(EventSource source, int32_t partition,
+                                          std::string_view value, PayloadFormat format,
+                                          TimestampMs record_time) {
+  if (source == EventSource::kShipments) {
+    if (auto bad = DecodeShipmentEvent(value, format, &shipment_)) return Reject(std::move(*bad));
+    return Process(shipment_, partition, record_time);
+  }
+  if (auto bad = DecodeCustomsEvent(value, format, &customs_)) return Reject(std::move(*bad));
+  return Process(customs_, partition, record_time);
+}
+
+RecordResult VolumePipeline::Process(const v1::ShipmentEvent& event, int32_t partition,
+                                     TimestampMs record_time) {
+  if (auto bad = normalizer_.Normalize(event, record_time, &normalized_)) return Reject(std::move(*bad));
+  return Accept(PartitionKey{EventSource::kShipments, partition});
+}
+
+RecordResult VolumePipeline::Process(const v1::CustomsEvent& event, int32_t partition,
+                                     TimestampMs record_time) {
+  if (auto bad = normalizer_.Normalize(event, record_time, &normalized_)) return Reject(std::move(*bad));
+  return Accept(PartitionKey{EventSource::kCustoms, partition});
+}
+
+RecordResult VolumePipeline::Accept(PartitionKey partition) {
+  RecordResult r;
+  r.event_time = normalized_.event_time;
+  if (normalized_.actual) {
+    const TimestampMs t = normalized_.event_time;
+    const bool behind_partition = watermarks_.IsLate(partition, t);
+    if (behind_partition || aggregator_.IsClosed(t)) {
+      r.outcome = Outcome::kLate;
+      r.late_detail = "event_time " + FormatUtc(t) + " is before " +
+                      (behind_partition
+                           ? "the partition watermark " + FormatUtc(watermarks_.PartitionWatermark(partition))
+                           : "the end of the last closed window " + FormatUtc(aggregator_.closed_until())) +
+                      " (allowed lateness " + FormatDuration(options_.window.allowed_lateness) + ")";
+      Count(r);
+      return r;
+    }
+    if (t < watermarks_.PartitionWatermark(partition) + options_.window.allowed_lateness) {
+      ++counters_.out_of_order;
+    }
+    watermarks_.Observe(partition, t);
+  }
+  for (const GroupContribution& c : normalized_.groups) {
+    aggregator_.Add(c.group, normalized_.corridor, normalized_.event_time, c.delta);
+  }
+  counters_.unclassified_lines += normalized_.unclassified_lines;
+  Count(r);
+  return r;
+}
+
+void VolumePipeline::DrainClosedWindows(std::vector<WindowReport>* out) {
+  aggregator_.AdvanceTo(watermarks_.Watermark(), out);
+}
+
+void VolumePipeline::CloseAll(std::vector<WindowReport>* out) { aggregator_.CloseAll(out); }
+
+void VolumePipeline::Flush(StateWriteBatch* batch) {
+  watermarks_.Flush(batch);
+  aggregator_.Flush(batch);
+  if (counters_dirty_) {
+    internal::CountersState s;
+    auto& m = *s.mutable_counts();
+    m["records"] = counters_.records;
+    m["accepted"] = counters_.accepted;
+    m["late"] = counters_.late;
+    m["out_of_order"] = counters_.out_of_order;
+    m["unclassified_lines"] = counters_.unclassified_lines;
+    for (size_t i = 0; i < kInvalidReasonCount; ++i) {
+      m["invalid." + std::string(InvalidReasonName(static_cast<InvalidReason>(i)))] = counters_.invalid[i];
+    }
+    std::string bytes;
+    // Deterministic so equal states write equal bytes.
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      s.SerializeToCodedStream(&coded);
+    }
+    batch->Put(kCountersNs, kCountersKey, bytes);
+    counters_dirty_ = false;
+  }
+}
+
+}  // namespace shortfall::operators

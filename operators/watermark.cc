@@ -1,0 +1,104 @@
+#include "operators/watermark.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "shortfall/internal/state.pb.h"
+
+namespace shortfall::operators {
+namespace {
+
+constexpr std::string_view kNamespace = "watermarks";
+
+std::string EncodeKey(PartitionKey p) {
+  return std::to_string(static_cast<int>(p.source)) + ":" + std::to_string(p.partition);
+}
+
+bool DecodeKey(std::string_view key, PartitionKey* out) {
+  const size_t colon = key.find(':');
+  if (colon == std::string_view::npos) return false;
+  int source = -1;
+  const char* end = key.data() + key.size();
+  auto [p1, e1] = std::from_chars(key.data(), key.data() + colon, source);
+  auto [p2, e2] = std::from_chars(key.data() + colon + 1, end, out->partition);
+  if (e1 != std::errc() || e2 != std::errc() || p1 != key.data() + colon || p2 != end ||
+      source < 0 || source > 1) {
+    return false;
+  }
+  out->source = static_cast<EventSource>(source);
+  return true;
+}
+
+}  // namespace
+
+WatermarkTracker::WatermarkTracker(DurationMs allowed_lateness)
+    : allowed_lateness_(allowed_lateness) {
+  SHORTFALL_CHECK(allowed_lateness >= 0);
+}
+
+bool WatermarkTracker::IsLate(PartitionKey partition, TimestampMs event_time) const {
+  return event_time < PartitionWatermark(partition);
+}
+
+void WatermarkTracker::Observe(PartitionKey partition, TimestampMs event_time) {
+  auto [it, inserted] = partitions_.try_emplace(partition, Partition{event_time, true});
+  if (inserted) {
+    min_valid_ = false;
+    return;
+  }
+  if (event_time > it->second.max_event_time) {
+    if (it->second.max_event_time == cached_min_max_) min_valid_ = false;
+    it->second.max_event_time = event_time;
+    it->second.dirty = true;
+  }
+}
+
+TimestampMs WatermarkTracker::PartitionWatermark(PartitionKey partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? kMinTimestamp : it->second.max_event_time - allowed_lateness_;
+}
+
+TimestampMs WatermarkTracker::Watermark() const {
+  if (partitions_.empty()) return kMinTimestamp;
+  if (!min_valid_) {
+    cached_min_max_ = kMaxTimestamp;
+    for (const auto& [key, p] : partitions_) cached_min_max_ = std::min(cached_min_max_, p.max_event_time);
+    min_valid_ = true;
+  }
+  return cached_min_max_ - allowed_lateness_;
+}
+
+TimestampMs WatermarkTracker::MaxEventTime() const {
+  TimestampMs max = kMinTimestamp;
+  for (const auto& [key, p] : partitions_) max = std::max(max, p.max_event_time);
+  return max;
+}
+
+void WatermarkTracker::Flush(StateWriteBatch* batch) {
+  internal::PartitionWatermarkState state;
+  for (auto& [key, p] : partitions_) {
+    if (!p.dirty) continue;
+    state.set_max_event_time_ms(p.max_event_time);
+    batch->Put(kNamespace, EncodeKey(key), state.SerializeAsString());
+    p.dirty = false;
+  }
+}
+
+Status WatermarkTracker::Restore(const StateView& state) {
+  partitions_.clear();
+  min_valid_ = false;
+  Status error;
+  SHORTFALL_RETURN_IF_ERROR(state.Scan(kNamespace, "", [&](std::string_view key, std::string_view value) {
+    PartitionKey p{};
+    internal::PartitionWatermarkState s;
+    if (!DecodeKey(key, &p) || !s.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      error = DataLossError("watermarks: bad entry '" + std::string(key) + "'");
+      return false;
+    }
+    partitions_[p] = Partition{s.max_event_time_ms(), false};
+    return true;
+  }));
+  return error;
+}
+
+}  // namespace shortfall::operators

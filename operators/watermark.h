@@ -1,0 +1,72 @@
+// WatermarkTracker: event-time progress per input partition.
+//
+// Each input partition's watermark is the largest actual event time seen on
+// it minus the allowed lateness; it never moves backwards. An actual event
+// older than its partition's watermark is late. The combined watermark, the
+// one that closes windows, is the smallest partition watermark: a window
+// closes only when every partition has moved past it.
+//
+// Partitions are identified by a PartitionKey (input source and partition
+// number). A partition counts from its first observed event on; one that is
+// silent forever holds nothing back (idle-partition handling for live Kafka
+// input belongs to the runtime).
+//
+// Thread-safety: not thread-safe; one tracker per task.
+#ifndef SHORTFALL_OPERATORS_WATERMARK_H_
+#define SHORTFALL_OPERATORS_WATERMARK_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "operators/state_store.h"
+
+namespace shortfall::operators {
+
+// The input topics the operators know.
+enum class EventSource : uint8_t { kShipments = 0, kCustoms = 1 };
+
+struct PartitionKey {
+  EventSource source;
+  int32_t partition;
+  friend auto operator<=>(const PartitionKey&, const PartitionKey&) = default;
+};
+
+class WatermarkTracker {
+ public:
+  // REQUIRES: allowed_lateness >= 0.
+  explicit WatermarkTracker(DurationMs allowed_lateness);
+
+  // True when `event_time` is older than the partition's watermark.
+  bool IsLate(PartitionKey partition, TimestampMs event_time) const;
+  // Records an accepted actual event (raises the partition's maximum).
+  void Observe(PartitionKey partition, TimestampMs event_time);
+
+  // The partition's watermark; kMinTimestamp before its first event.
+  TimestampMs PartitionWatermark(PartitionKey partition) const;
+  // The smallest partition watermark; kMinTimestamp before any event.
+  TimestampMs Watermark() const;
+  // Largest actual event time over all partitions; kMinTimestamp before any.
+  TimestampMs MaxEventTime() const;
+
+  // Persistence, namespace "watermarks": Flush writes partitions changed
+  // since the last Flush; Restore replaces the tracker's state.
+  void Flush(StateWriteBatch* batch);
+  Status Restore(const StateView& state);
+
+ private:
+  struct Partition {
+    TimestampMs max_event_time;
+    bool dirty;
+  };
+  DurationMs allowed_lateness_;
+  std::map<PartitionKey, Partition> partitions_;
+  mutable TimestampMs cached_min_max_ = kMinTimestamp;
+  mutable bool min_valid_ = false;
+};
+
+}  // namespace shortfall::operators
+
+#endif  // SHORTFALL_OPERATORS_WATERMARK_H_

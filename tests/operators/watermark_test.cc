@@ -1,0 +1,76 @@
+#include "operators/watermark.h"
+
+#include <gtest/gtest.h>
+
+#include "operators/in_memory_state_store.h"
+
+namespace shortfall::operators {
+namespace {
+
+constexpr PartitionKey kP0{EventSource::kShipments, 0};
+constexpr PartitionKey kP1{EventSource::kShipments, 1};
+constexpr PartitionKey kC0{EventSource::kCustoms, 0};
+constexpr DurationMs kLateness = 6 * kMsPerHour;
+
+TEST(WatermarkTracker, PartitionWatermarkIsMaxEventTimeMinusLateness) {
+  WatermarkTracker w(kLateness);
+  EXPECT_EQ(w.Watermark(), kMinTimestamp);
+  w.Observe(kP0, 10 * kMsPerHour);
+  EXPECT_EQ(w.PartitionWatermark(kP0), 4 * kMsPerHour);
+  EXPECT_EQ(w.Watermark(), 4 * kMsPerHour);
+}
+
+TEST(WatermarkTracker, NeverMovesBackwards) {
+  WatermarkTracker w(kLateness);
+  w.Observe(kP0, 10 * kMsPerHour);
+  w.Observe(kP0, 8 * kMsPerHour);
+  EXPECT_EQ(w.PartitionWatermark(kP0), 4 * kMsPerHour);
+}
+
+TEST(WatermarkTracker, LateMeansOlderThanThePartitionWatermark) {
+  WatermarkTracker w(kLateness);
+  w.Observe(kP0, 10 * kMsPerHour);
+  EXPECT_FALSE(w.IsLate(kP0, 4 * kMsPerHour));      // exactly at the watermark: within lateness
+  EXPECT_TRUE(w.IsLate(kP0, 4 * kMsPerHour - 1));   // one ms past it
+  EXPECT_FALSE(w.IsLate(kP1, 0 + kMsPerHour));      // another partition has its own watermark
+}
+
+TEST(WatermarkTracker, CombinedWatermarkIsTheSlowestPartition) {
+  WatermarkTracker w(kLateness);
+  w.Observe(kP0, 20 * kMsPerHour);
+  w.Observe(kC0, 12 * kMsPerHour);
+  EXPECT_EQ(w.Watermark(), 6 * kMsPerHour);
+  w.Observe(kC0, 30 * kMsPerHour);
+  EXPECT_EQ(w.Watermark(), 14 * kMsPerHour);
+  EXPECT_EQ(w.MaxEventTime(), 30 * kMsPerHour);
+}
+
+TEST(WatermarkTracker, RestoresWhatWasFlushed) {
+  WatermarkTracker w(kLateness);
+  w.Observe(kP0, 20 * kMsPerHour);
+  w.Observe(kC0, 12 * kMsPerHour);
+  InMemoryStateStore store;
+  StateWriteBatch batch;
+  w.Flush(&batch);
+  ASSERT_TRUE(store.Commit(batch, "").ok());
+  batch.Clear();
+  w.Flush(&batch);
+  EXPECT_TRUE(batch.empty()) << "a second flush with no change writes nothing";
+
+  WatermarkTracker restored(kLateness);
+  ASSERT_TRUE(restored.Restore(store).ok());
+  EXPECT_EQ(restored.Watermark(), 6 * kMsPerHour);
+  EXPECT_EQ(restored.PartitionWatermark(kP0), 14 * kMsPerHour);
+}
+
+TEST(WatermarkTracker, RestoreRejectsCorruptEntries) {
+  InMemoryStateStore store;
+  StateWriteBatch batch;
+  batch.Put("watermarks", "nonsense", "x");
+  ASSERT_TRUE(store.Commit(batch, "").ok());
+  WatermarkTracker w(kLateness);
+  EXPECT_EQ(w.Restore(store).code(), StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace shortfall::operators
