@@ -1,0 +1,671 @@
+#include "scenario/generator.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "operators/catalog.h"
+#include "operators/corridor.h"
+#include "operators/event_decoder.h"
+#include "operators/event_normalizer.h"
+#include "operators/reference_data.h"
+
+namespace shortfall::scenario {
+namespace {
+
+using v1::EventRecord;
+
+TimestampMs ToMs(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
+}
+
+std::vector<EventRecord> Generate(const GeneratorOptions& options, GeneratorStats* stats = nullptr) {
+  Generator generator(options);
+  std::vector<EventRecord> records;
+  records.reserve(options.events);
+  EventRecord record;
+  while (generator.Next(&record)) records.push_back(record);
+  if (stats != nullptr) *stats = generator.stats();
+  return records;
+}
+
+// The groups of an HS code, by longest-prefix-free matching against the
+// prefixes of data/critical_goods_hs2022_map.csv (all of them: a code under
+// two groups' prefixes is in both), plus the two HS 2017 codes it notes.
+std::set<std::string> GroupsOf(const v1::GoodsLine& line) {
+  static const std::map<std::string, std::vector<std::string>> kPrefixes = {
+      {"semiconductors", {"8541", "8542", "8486", "381800", "280461"}},
+      {"ppe",
+       {"630790", "902000", "401512", "401519", "401590", "392620", "392690", "611610", "621600",
+        "621010", "621020", "621030", "621040", "621050", "621142", "650500", "900490", "481850",
+        "481890", "902511", "902519", "382211", "382212", "382213", "382219", "300215", "382100",
+        "380894", "220710", "220890"}},
+      {"batteries",
+       {"850760", "850790", "850650", "850780", "283691", "282520", "282739", "283324", "282200",
+        "260500", "810520", "250410", "250490", "380110", "750210", "282540", "260200", "282010"}},
+      {"pharmaceuticals",
+       {"3003", "3004", "3002", "2941", "2936", "2937", "2939", "2933", "2934", "2935", "2942",
+        "3006"}},
+      {"critical_minerals",
+       {"280530", "2846", "284610", "284690", "850511", "261220", "260500", "8105", "2504",
+        "283691", "282520", "811292", "811299", "8101", "261100", "261590", "8103", "810411",
+        "261710", "8110", "280450", "2602", "8111", "260400", "7502", "280469", "282560",
+        "253090", "360690"}},
+  };
+  std::set<std::string> groups;
+  if (line.hs_version() == v1::HS_VERSION_2017) {
+    if (line.hs_code() == "401511" || line.hs_code() == "382200") groups.insert("ppe");
+    return groups;
+  }
+  for (const auto& [group, prefixes] : kPrefixes) {
+    for (const std::string& prefix : prefixes) {
+      if (line.hs_code().rfind(prefix, 0) == 0) groups.insert(group);
+    }
+  }
+  return groups;
+}
+
+// The reasons a record is invalid, checked the way the operators' validators
+// do (operators/event_normalizer.cc), but collecting every problem instead
+// of stopping at the first.
+std::set<std::string> Problems(const EventRecord& record) {
+  std::set<std::string> problems;
+  if (record.has_raw_value()) {
+    const std::string& raw = record.raw_value();
+    v1::ShipmentEvent shipment;
+    v1::CustomsEvent customs;
+    const bool parses = record.topic() == "customs.events.v1" ? customs.ParseFromString(raw)
+                                                              : shipment.ParseFromString(raw);
+    if (!parses && (raw.empty() || raw[0] != '{')) problems.insert("unparseable");
+    if (parses) problems.insert("raw value parses");
+    return problems;
+  }
+  const bool customs = record.has_customs();
+  const std::string& id = customs ? record.customs().declaration_id() : record.shipment().shipment_id();
+  if (id.empty()) problems.insert("missing_id");
+  const auto& event_time = customs ? record.customs().event_time() : record.shipment().event_time();
+  const auto& publish_time =
+      customs ? record.customs().publish_time() : record.shipment().publish_time();
+  if (ToMs(event_time) > ToMs(publish_time) + kMsPerHour) problems.insert("future_timestamp");
+  const v1::Corridor& corridor = customs ? record.customs().corridor() : record.shipment().corridor();
+  if (!operators::IsIsoCountry(corridor.origin_country()) ||
+      !operators::IsIsoCountry(corridor.destination_country())) {
+    problems.insert("unknown_country");
+  }
+  if (!operators::IsPortCode(corridor.port_of_entry())) problems.insert("malformed_port");
+  const auto& goods = customs ? record.customs().goods() : record.shipment().goods();
+  for (const v1::GoodsLine& g : goods) {
+    if (g.hs_code().empty()) {
+      problems.insert("missing_hs_code");
+    } else if (g.hs_code().size() < 6 || g.hs_code().size() > 10 ||
+               !std::all_of(g.hs_code().begin(), g.hs_code().end(),
+                            [](char c) { return c >= '0' && c <= '9'; })) {
+      problems.insert("malformed_hs_code");
+    }
+    if (!operators::LookupUnitCode(g.unit())) problems.insert("unknown_unit");
+    if (g.quantity() <= 0 || g.gross_weight_kg() < 0 || g.declared_value() < 0) {
+      problems.insert("negative_quantity");
+    }
+    if (g.quantity() > 1e9) problems.insert("absurd_quantity");
+    const auto rates = operators::DefaultUsdRates();
+    if (std::none_of(rates.begin(), rates.end(),
+                     [&](const auto& rate) { return rate.first == g.currency(); })) {
+      problems.insert("unknown_currency");
+    }
+  }
+  const bool arri = !customs && record.shipment().event_type_code() == "ARRI";
+  if ((customs || arri) && goods.empty()) problems.insert("no_goods");
+  return problems;
+}
+
+TimestampMs EventTime(const EventRecord& record) {
+  return record.has_customs() ? ToMs(record.customs().event_time())
+                              : ToMs(record.shipment().event_time());
+}
+
+// A valid ARRI: malformed records use shipment ids "SF9..." (or none).
+bool IsArrival(const EventRecord& r) {
+  return r.has_shipment() && r.shipment().event_type_code() == "ARRI" &&
+         !r.shipment().shipment_id().empty() && !r.shipment().shipment_id().starts_with("SF9");
+}
+
+TEST(Generator, SameSeedGivesIdenticalRecords) {
+  // Given options with every feature switched on
+  GeneratorOptions options;
+  options.seed = 42;
+  options.events = 30000;
+  options.malformed_rate = 0.01;
+  options.late_rate = 0.005;
+  options.disruptions.push_back(
+      {"batteries", "3801", kDefaultStart + kMsPerDay, kDefaultStart + 3 * kMsPerDay, 0.3});
+  // When two generators run them
+  const std::vector<EventRecord> a = Generate(options);
+  const std::vector<EventRecord> b = Generate(options);
+  // Then they produce the same bytes
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString()) << "record " << i;
+  }
+}
+
+TEST(Generator, DifferentSeedsGiveDifferentRecords) {
+  GeneratorOptions options;
+  options.events = 2000;
+  const std::vector<EventRecord> a = Generate(options);
+  options.seed = 2;
+  const std::vector<EventRecord> b = Generate(options);
+  size_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].SerializeAsString() == b[i].SerializeAsString()) ++same;
+  }
+  EXPECT_LT(same, a.size() / 100);
+}
+
+TEST(Generator, ProducesExactlyTheRequestedNumberOfRecords) {
+  // Given a request for 12345 records
+  GeneratorOptions options;
+  options.events = 12345;
+  options.malformed_rate = 0.02;
+  Generator generator(options);
+  EventRecord record;
+  uint64_t n = 0;
+  // When it is drained
+  while (generator.Next(&record)) ++n;
+  // Then it gave exactly that many, stays done, and the stats add up
+  EXPECT_EQ(n, 12345u);
+  EXPECT_FALSE(generator.Next(&record));
+  const GeneratorStats& stats = generator.stats();
+  EXPECT_EQ(stats.records, 12345u);
+  uint64_t malformed = 0;
+  for (const auto& [reason, count] : stats.malformed_by_reason) malformed += count;
+  EXPECT_EQ(stats.shipment_events + stats.customs_events + malformed, stats.records);
+}
+
+TEST(Generator, ZeroEventsProducesNothing) {
+  GeneratorOptions options;
+  options.events = 0;
+  Generator generator(options);
+  EventRecord record;
+  EXPECT_FALSE(generator.Next(&record));
+}
+
+TEST(Generator, PartitionsAreInRangeAndStablePerKey) {
+  // Given 5 partitions
+  GeneratorOptions options;
+  options.events = 20000;
+  options.partitions = 5;
+  // When records are generated
+  std::map<std::pair<std::string, std::string>, int32_t> seen;
+  for (const EventRecord& r : Generate(options)) {
+    // Then every partition is in range, is the key's FNV-1a partition, and
+    // the key is the event's id
+    ASSERT_GE(r.partition(), 0);
+    ASSERT_LT(r.partition(), 5);
+    EXPECT_EQ(r.partition(), PartitionForKey(r.key(), 5));
+    auto [it, inserted] = seen.emplace(std::make_pair(r.topic(), r.key()), r.partition());
+    EXPECT_EQ(it->second, r.partition());
+    if (r.has_shipment()) {
+      EXPECT_EQ(r.key(), r.shipment().shipment_id());
+    }
+    if (r.has_customs()) {
+      EXPECT_EQ(r.key(), r.customs().declaration_id());
+    }
+  }
+  // And keys spread over every partition of both topics
+  std::set<std::pair<std::string, int32_t>> used;
+  for (const auto& [topic_key, partition] : seen) used.emplace(topic_key.first, partition);
+  EXPECT_EQ(used.size(), 10u);
+}
+
+TEST(Generator, PartitionForKeyIsFnv1a64) {
+  // FNV-1a 64 of "" is the offset basis 0xcbf29ce484222325; of "a" 0xaf63dc4c8601ec8c.
+  EXPECT_EQ(PartitionForKey("", 1000), static_cast<int32_t>(0xcbf29ce484222325ULL % 1000));
+  EXPECT_EQ(PartitionForKey("a", 1000), static_cast<int32_t>(0xaf63dc4c8601ec8cULL % 1000));
+}
+
+TEST(Generator, EveryShipmentFollowsTheEventSequenceAndItsArrivalCarriesGoods) {
+  GeneratorOptions options;
+  options.events = 60000;
+  options.malformed_rate = 0;
+  options.late_rate = 0;
+  std::map<std::string, std::vector<std::pair<TimestampMs, std::string>>> by_shipment;
+  for (const EventRecord& r : Generate(options)) {
+    if (r.has_shipment()) {
+      const v1::ShipmentEvent& e = r.shipment();
+      EXPECT_EQ(e.event_classifier(), v1::EVENT_CLASSIFIER_ACTUAL);
+      EXPECT_TRUE(e.mode_of_transport() == "TRUCK" || e.mode_of_transport() == "RAIL");
+      if (e.event_type_code() == "ARRI") {
+        EXPECT_GE(e.goods_size(), 1);
+        EXPECT_LE(e.goods_size(), 3);
+        EXPECT_EQ(e.facility_type(), "BOCR");
+        EXPECT_EQ(e.event_class(), v1::EVENT_CLASS_TRANSPORT);
+      }
+      if (e.event_type_code() == "GTOT") {
+        EXPECT_EQ(e.event_class(), v1::EVENT_CLASS_EQUIPMENT);
+        EXPECT_EQ(e.equipment_reference().size(), 11u);
+      }
+      by_shipment[e.shipment_id()].emplace_back(ToMs(e.event_time()), e.event_type_code());
+    } else {
+      const v1::CustomsEvent& e = r.customs();
+      EXPECT_GE(e.goods_size(), 1);
+      EXPECT_FALSE(e.authority().empty());
+      EXPECT_FALSE(e.authority_status_code().empty());
+      by_shipment[e.shipment_id()].emplace_back(ToMs(e.event_time()),
+                                                v1::CustomsStatus_Name(e.status()));
+    }
+  }
+  // Shipments whose events all fell inside the run: DEPA, FILED, ARRI,
+  // [EXAM_SELECTED], [HOLD, HOLD_RELEASED], RELEASED, GTOT in event-time order.
+  size_t complete = 0, inspected = 0;
+  for (auto& [id, events] : by_shipment) {
+    std::sort(events.begin(), events.end());
+    if (events.front().second != "DEPA" || events.back().second != "GTOT") continue;
+    ++complete;
+    std::vector<std::string> codes;
+    for (const auto& e : events) codes.push_back(e.second);
+    ASSERT_GE(codes.size(), 5u) << id;
+    EXPECT_EQ(codes[1], "CUSTOMS_STATUS_FILED") << id;
+    EXPECT_EQ(codes[2], "ARRI") << id;
+    EXPECT_EQ(codes[codes.size() - 2], "CUSTOMS_STATUS_RELEASED") << id;
+    if (codes.size() > 5) ++inspected;
+    for (size_t i = 1; i < events.size(); ++i) EXPECT_LT(events[i - 1].first, events[i].first) << id;
+  }
+  EXPECT_GT(complete, 8000u);
+  // About 4% of shipments are examined or held.
+  EXPECT_GT(inspected, complete * 2 / 100);
+  EXPECT_LT(inspected, complete * 7 / 100);
+}
+
+TEST(Generator, RecordsComeOutInPublishTimeOrderWithEventIdsUnique) {
+  GeneratorOptions options;
+  options.events = 50000;
+  options.malformed_rate = 0.01;
+  options.late_rate = 0.01;
+  TimestampMs last = kMinTimestamp;
+  std::set<std::string> event_ids;
+  for (const EventRecord& r : Generate(options)) {
+    const TimestampMs t = ToMs(r.record_time());
+    ASSERT_GE(t, last);
+    last = t;
+    if (r.has_raw_value()) continue;
+    const std::string& event_id = r.has_shipment() ? r.shipment().event_id() : r.customs().event_id();
+    EXPECT_TRUE(event_ids.insert(event_id).second) << event_id;
+    const TimestampMs publish =
+        ToMs(r.has_shipment() ? r.shipment().publish_time() : r.customs().publish_time());
+    if (Problems(r).count("future_timestamp") == 0) {
+      EXPECT_EQ(publish, t);
+    }
+  }
+}
+
+TEST(Generator, MalformedRecordsAreCountedAndEachKindAppears) {
+  // Given a long run with 1% malformed records
+  GeneratorOptions options;
+  options.events = 200000;
+  options.malformed_rate = 0.01;
+  GeneratorStats stats;
+  const std::vector<EventRecord> records = Generate(options, &stats);
+  // Then every kind appears, often, and the counts match the records
+  ASSERT_EQ(stats.malformed_by_reason.size(), kMalformedReasons.size());
+  uint64_t total = 0;
+  for (std::string_view reason : kMalformedReasons) {
+    const uint64_t count = stats.malformed_by_reason.at(std::string(reason));
+    EXPECT_GT(count, 50u) << reason;
+    total += count;
+  }
+  EXPECT_NEAR(static_cast<double>(total), 0.01 * static_cast<double>(stats.records), 0.002 * 200000);
+  EXPECT_EQ(total, stats.records - stats.shipment_events - stats.customs_events);
+}
+
+TEST(Generator, EachMalformedRecordIsInvalidForExactlyItsReasonAndValidRecordsAreClean) {
+  // Given a run with 2% malformed records
+  GeneratorOptions options;
+  options.events = 100000;
+  options.malformed_rate = 0.02;
+  GeneratorStats stats;
+  const std::vector<EventRecord> records = Generate(options, &stats);
+  // When every record is validated, collecting all problems
+  std::map<std::string, uint64_t> found;
+  for (const EventRecord& r : records) {
+    const std::set<std::string> problems = Problems(r);
+    // Then no record has more than one problem
+    ASSERT_LE(problems.size(), 1u) << r.ShortDebugString();
+    if (!problems.empty()) ++found[*problems.begin()];
+    // And malformed records live in their own id space
+    if (!problems.empty() && !r.has_raw_value() && !r.key().empty()) {
+      const std::string& shipment_id =
+          r.has_shipment() ? r.shipment().shipment_id() : r.customs().shipment_id();
+      EXPECT_TRUE(shipment_id.starts_with("SF9")) << shipment_id;
+    }
+  }
+  // And the problems found are exactly the malformed records counted
+  for (const auto& [reason, count] : stats.malformed_by_reason) {
+    EXPECT_EQ(found[reason], count) << reason;
+  }
+  EXPECT_EQ(found.count("no_goods"), 0u);
+  EXPECT_EQ(found.count("raw value parses"), 0u);
+}
+
+TEST(Generator, LateRecordsAreBeyondAllowedLatenessAndOthersAreNot) {
+  // Given 1% late and 5% out-of-order records against a 2 h allowed lateness
+  GeneratorOptions options;
+  options.events = 100000;
+  options.late_rate = 0.01;
+  options.out_of_order_rate = 0.05;
+  options.malformed_rate = 0.01;
+  options.allowed_lateness = 2 * kMsPerHour;
+  GeneratorStats stats;
+  const std::vector<EventRecord> records = Generate(options, &stats);
+  // When each record is compared with its partition's running maximum event time
+  std::map<std::pair<std::string, int32_t>, TimestampMs> max_event_time;
+  uint64_t late = 0, behind = 0;
+  for (const EventRecord& r : records) {
+    if (r.has_raw_value()) continue;
+    const TimestampMs t = EventTime(r);
+    auto [it, inserted] = max_event_time.emplace(std::make_pair(r.topic(), r.partition()), t);
+    const TimestampMs max = inserted ? t : it->second;
+    if (t < max - options.allowed_lateness) {
+      // Then a record behind the watermark is a held-back one, behind by
+      // more than the lateness plus an hour
+      ++late;
+      EXPECT_LT(t + options.allowed_lateness + kMsPerHour, max);
+    }
+    if (t < max) ++behind;
+    if (Problems(r).empty()) it->second = std::max(it->second, t);
+    // And malformed records never raise the maximum
+    if (!Problems(r).empty()) {
+      EXPECT_LE(t, max);
+    }
+  }
+  // And exactly the counted late records are late; out-of-order ones are not
+  EXPECT_EQ(late, stats.late);
+  EXPECT_GT(stats.late, 500u);
+  EXPECT_GT(stats.out_of_order, 3000u);
+  EXPECT_GT(behind, stats.out_of_order);
+}
+
+// ARRI counts per UTC hour over whole weeks.
+TEST(Generator, WeekdayHoursCarryMoreShipmentsThanWeekendHours) {
+  GeneratorOptions options;
+  options.events = 200000;
+  std::map<int64_t, uint64_t> per_hour;
+  TimestampMs last = 0;
+  for (const EventRecord& r : Generate(options)) {
+    if (!IsArrival(r)) continue;
+    const TimestampMs t = EventTime(r);
+    ++per_hour[(t - options.start) / kMsPerHour];
+    last = std::max(last, t);
+  }
+  const int64_t weeks = (last - options.start) / (7 * kMsPerDay);
+  ASSERT_GE(weeks, 4);
+  double weekday = 0, weekend = 0;
+  for (int64_t h = 0; h < weeks * 7 * 24; ++h) {
+    const int64_t day_of_week = h / 24 % 7;  // start is a Monday
+    (day_of_week < 5 ? weekday : weekend) += static_cast<double>(per_hour[h]);
+  }
+  const double weekday_hourly = weekday / static_cast<double>(weeks * 5 * 24);
+  const double weekend_hourly = weekend / static_cast<double>(weeks * 2 * 24);
+  EXPECT_GT(weekday_hourly, 1.5 * weekend_hourly);
+  // And nights are quieter than afternoons at Laredo (UTC-6: 03:00 local is 09 UTC).
+  uint64_t night = 0, afternoon = 0;
+  for (const auto& [h, n] : per_hour) {
+    if (h % 24 == 9) night += n;
+    if (h % 24 == 20) afternoon += n;
+  }
+  EXPECT_GT(afternoon, 3 * night);
+}
+
+struct Window {
+  TimestampMs start;
+  TimestampMs end;
+};
+
+// ARRI per (group, port) inside `window`; a shipment counts once per group.
+std::map<std::pair<std::string, std::string>, uint64_t> ArrivalsByGroupAndPort(
+    const std::vector<EventRecord>& records, Window window) {
+  std::map<std::pair<std::string, std::string>, uint64_t> counts;
+  for (const EventRecord& r : records) {
+    if (!IsArrival(r)) continue;
+    const TimestampMs t = EventTime(r);
+    if (t < window.start || t >= window.end) continue;
+    std::set<std::string> groups;
+    for (const v1::GoodsLine& g : r.shipment().goods()) {
+      const std::set<std::string> line_groups = GroupsOf(g);
+      groups.insert(line_groups.begin(), line_groups.end());
+      if (line_groups.empty()) groups.insert("unclassified");
+    }
+    for (const std::string& group : groups) {
+      ++counts[{group, r.shipment().corridor().port_of_entry()}];
+    }
+  }
+  return counts;
+}
+
+TEST(Generator, DisruptionCutsItsGroupOnItsPortDuringItsWindowAndNothingElse) {
+  // Given a scenario, and the same with semiconductors at Laredo cut to 10%
+  // in its second week
+  GeneratorOptions options;
+  options.events = 200000;
+  const Window window{options.start + 7 * kMsPerDay, options.start + 14 * kMsPerDay};
+  const auto before = ArrivalsByGroupAndPort(Generate(options), window);
+  options.disruptions.push_back({"semiconductors", "2304", window.start, window.end, 0.1});
+  const auto after = ArrivalsByGroupAndPort(Generate(options), window);
+  // Then that group's arrivals there fall by well over half
+  const uint64_t base = before.at({"semiconductors", "2304"});
+  ASSERT_GT(base, 60u);
+  EXPECT_LT(after.at({"semiconductors", "2304"}), base * 3 / 10);
+  // And every other (group, port) is unchanged, to the shipment (unclassified
+  // goods at Laredo excepted: some rode along in the cut semiconductor loads)
+  for (const auto& [key, count] : before) {
+    if (key.second == "2304" && (key.first == "semiconductors" || key.first == "unclassified")) {
+      continue;
+    }
+    EXPECT_EQ(after.count(key) ? after.at(key) : 0, count) << key.first << " " << key.second;
+  }
+}
+
+TEST(Generator, SurgeDisruptionRaisesItsGroup) {
+  GeneratorOptions options;
+  options.events = 100000;
+  const Window window{options.start + 3 * kMsPerDay, options.start + 10 * kMsPerDay};
+  const auto before = ArrivalsByGroupAndPort(Generate(options), window);
+  options.disruptions.push_back({"pharmaceuticals", "", window.start, window.end, 3.0});
+  const auto after = ArrivalsByGroupAndPort(Generate(options), window);
+  EXPECT_GT(after.at({"pharmaceuticals", "0901"}), 2 * before.at({"pharmaceuticals", "0901"}));
+}
+
+TEST(Generator, CoversEveryGroupAndUnclassifiedGoodsWithPlausibleLines) {
+  GeneratorOptions options;
+  options.events = 100000;
+  std::map<std::string, uint64_t> lines_by_group;
+  std::set<std::string> units, currencies;
+  uint64_t lines = 0, hs2017 = 0;
+  std::set<std::string> hs2017_codes;
+  for (const EventRecord& r : Generate(options)) {
+    if (!IsArrival(r)) continue;
+    // Shipment ids are "SF<corridor><category>...": categories follow kScenarioGroups.
+    const int category = r.shipment().shipment_id()[3] - '0';
+    for (const v1::GoodsLine& g : r.shipment().goods()) {
+      ++lines;
+      const std::set<std::string> groups = GroupsOf(g);
+      // Each line is in at most one group, the shipment's own (or unclassified)
+      ASSERT_LE(groups.size(), 1u) << g.hs_code();
+      const std::string group = groups.empty() ? "unclassified" : *groups.begin();
+      ++lines_by_group[group];
+      if (!groups.empty()) {
+        EXPECT_EQ(group, kScenarioGroups[static_cast<size_t>(category)]);
+      }
+      EXPECT_EQ(g.hs_code().size(), 6u);
+      EXPECT_GT(g.quantity(), 0);
+      EXPECT_GT(g.gross_weight_kg(), 0);
+      EXPECT_GT(g.declared_value(), 0);
+      EXPECT_FALSE(g.description().empty());
+      units.insert(g.unit());
+      currencies.insert(g.currency());
+      if (g.hs_version() == v1::HS_VERSION_2017) {
+        ++hs2017;
+        hs2017_codes.insert(g.hs_code());
+      } else {
+        EXPECT_EQ(g.hs_version(), v1::HS_VERSION_2022);
+      }
+    }
+  }
+  for (std::string_view group : kScenarioGroups) {
+    EXPECT_GT(lines_by_group[std::string(group)], 100u) << group;
+  }
+  EXPECT_GT(lines_by_group["unclassified"], lines / 2);
+  // Some lines are coded in HS 2017, with codes that changed in HS 2022
+  EXPECT_GT(hs2017, lines / 200);
+  EXPECT_LT(hs2017, lines / 20);
+  EXPECT_EQ(hs2017_codes, (std::set<std::string>{"382200", "401511", "851712"}));
+  // Units and currencies are all ones the operators know; most value is in USD
+  for (const std::string& unit : units) EXPECT_TRUE(operators::LookupUnitCode(unit)) << unit;
+  EXPECT_GE(units.size(), 12u);
+  EXPECT_TRUE(currencies.count("USD") && currencies.count("MXN") && currencies.count("CAD"));
+}
+
+TEST(Generator, OperatorsRejectEachMalformedRecordForItsReasonAndAcceptTheRest) {
+  // Given a run with 2% malformed records, and the operators' own decoder,
+  // validator and compiled-in catalog
+  GeneratorOptions options;
+  options.events = 60000;
+  options.malformed_rate = 0.02;
+  GeneratorStats stats;
+  const std::vector<EventRecord> records = Generate(options, &stats);
+  const operators::Catalog& catalog = operators::Catalog::Default();
+  operators::CorridorTable corridors;
+  operators::EventNormalizer normalizer(catalog, operators::NormalizerOptions(), &corridors);
+  operators::Classifier classifier(catalog);
+  std::map<std::string, uint64_t> rejected;
+  std::set<std::string> groups_seen;
+  v1::ShipmentEvent shipment;
+  v1::CustomsEvent customs;
+  operators::NormalizedEvent normalized;
+  for (const EventRecord& r : records) {
+    // When each record is decoded and validated
+    std::optional<operators::Invalid> bad;
+    const bool is_customs = r.topic() == options.customs_topic;
+    if (r.has_raw_value()) {
+      bad = is_customs ? operators::DecodeCustomsEvent(r.raw_value(), operators::PayloadFormat::kAuto,
+                                                       &customs)
+                       : operators::DecodeShipmentEvent(r.raw_value(),
+                                                        operators::PayloadFormat::kAuto, &shipment);
+      ASSERT_TRUE(bad.has_value());
+    } else if (r.has_customs()) {
+      bad = normalizer.Normalize(r.customs(), ToMs(r.record_time()), &normalized);
+    } else {
+      bad = normalizer.Normalize(r.shipment(), ToMs(r.record_time()), &normalized);
+    }
+    if (bad) {
+      ++rejected[std::string(operators::InvalidReasonName(bad->reason))];
+      continue;
+    }
+    // Then valid goods lines fall in at most one group, their shipment's own
+    const auto& goods = r.has_customs() ? r.customs().goods() : r.shipment().goods();
+    const std::string& id = r.has_customs() ? r.customs().shipment_id() : r.shipment().shipment_id();
+    for (const v1::GoodsLine& g : goods) {
+      const operators::GroupMask mask = classifier.Classify(
+          static_cast<uint32_t>(std::stoul(g.hs_code())),
+          g.hs_version() == v1::HS_VERSION_2017 ? operators::HsRevision::k2017
+                                                : operators::HsRevision::k2022);
+      ASSERT_EQ(mask & (mask - 1), 0u) << g.hs_code();
+      if (mask == 0) continue;
+      const std::string group(catalog.group_name(static_cast<operators::GroupId>(
+          __builtin_ctzll(mask))));
+      groups_seen.insert(group);
+      EXPECT_EQ(group, kScenarioGroups[static_cast<size_t>(id[3] - '0')]) << g.hs_code();
+    }
+  }
+  // And the operators reject exactly the malformed records, each for its reason
+  std::map<std::string, uint64_t> injected = stats.malformed_by_reason;
+  std::erase_if(injected, [](const auto& kv) { return kv.second == 0; });
+  EXPECT_EQ(rejected, injected);
+  EXPECT_EQ(groups_seen.size(), kScenarioGroups.size());
+}
+
+TEST(Generator, MalformedLateAndOutOfOrderRatesDoNotChangeTheShipments) {
+  // Given the same seed with and without injected faults
+  GeneratorOptions options;
+  options.events = 40000;
+  options.malformed_rate = 0;
+  options.late_rate = 0;
+  options.out_of_order_rate = 0;
+  std::set<std::string> clean;
+  TimestampMs clean_end = 0;
+  for (const EventRecord& r : Generate(options)) {
+    if (!IsArrival(r)) continue;
+    clean.insert(r.shipment().shipment_id() + "@" +
+                 std::to_string(EventTime(r)) + "#" + r.shipment().goods(0).hs_code());
+    clean_end = std::max(clean_end, EventTime(r));
+  }
+  options.malformed_rate = 0.05;
+  options.late_rate = 0.01;
+  options.out_of_order_rate = 0.05;
+  std::set<std::string> faulty;
+  for (const EventRecord& r : Generate(options)) {
+    if (!IsArrival(r) || EventTime(r) > clean_end - kMsPerDay) continue;
+    faulty.insert(r.shipment().shipment_id() + "@" + std::to_string(EventTime(r)) + "#" +
+                  r.shipment().goods(0).hs_code());
+  }
+  // Then the valid arrivals are the same shipments at the same times
+  ASSERT_GT(faulty.size(), 5000u);
+  for (const std::string& s : faulty) EXPECT_TRUE(clean.count(s)) << s;
+}
+
+TEST(Generator, CorridorsCoverTheNorthAmericanBordersAtVeryDifferentRates) {
+  const auto corridors = ScenarioCorridors();
+  std::set<std::string> directions;
+  double fastest = 0, slowest = 1e9;
+  for (const ScenarioCorridor& c : corridors) {
+    directions.insert(std::string(c.origin_country) + ">" + std::string(c.destination_country));
+    EXPECT_TRUE(operators::IsPortCode(c.port_of_entry)) << c.port_of_entry;
+    double share = 0;
+    for (double s : c.category_share) share += s;
+    EXPECT_NEAR(share, 1.0, 1e-9) << c.name;
+    fastest = std::max(fastest, c.shipments_per_day);
+    slowest = std::min(slowest, c.shipments_per_day);
+  }
+  EXPECT_EQ(directions, (std::set<std::string>{"MX>US", "CA>US", "US>MX", "US>CA"}));
+  EXPECT_GT(fastest, 50 * slowest);
+}
+
+TEST(ValidateOptions, AcceptsTheDefaults) { EXPECT_TRUE(ValidateOptions(GeneratorOptions()).ok()); }
+
+TEST(ValidateOptions, RejectsBadOptionsNamingTheField) {
+  auto error_of = [](auto mutate) {
+    GeneratorOptions options;
+    mutate(options);
+    return ValidateOptions(options).message();
+  };
+  EXPECT_NE(error_of([](GeneratorOptions& o) { o.partitions = 0; }).find("partitions"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) { o.late_rate = 2; }).find("late_rate"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) { o.allowed_lateness = -1; }).find("allowed_lateness"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.disruptions.push_back({"chips", "", 0, kDefaultStart, 0.5});
+            }).find("disruptions[0].group"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.disruptions.push_back({"ppe", "9999", 0, kDefaultStart, 0.5});
+            }).find("disruptions[0].port_of_entry"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.disruptions.push_back({"ppe", "", kDefaultStart, kDefaultStart, 0.5});
+            }).find("disruptions[0].start"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.disruptions.push_back({"ppe", "", 0, kDefaultStart, -1});
+            }).find("disruptions[0].rate_factor"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace shortfall::scenario
