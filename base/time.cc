@@ -130,7 +130,8 @@ Result<DurationMs> ParseDuration(std::string_view text) {
 }
 
 std::string FormatDuration(DurationMs d) {
-  if (d != 0 && d % kMsPerDay == 0) return std::to_string(d / kMsPerDay) + "d";
+  // Whole days from two days up ("7d"); a day reads better as "24h".
+  if (d != 0 && d % kMsPerDay == 0 && d / kMsPerDay >= 2) return std::to_string(d / kMsPerDay) + "d";
   if (d != 0 && d % kMsPerHour == 0) return std::to_string(d / kMsPerHour) + "h";
   if (d != 0 && d % kMsPerMinute == 0) return std::to_string(d / kMsPerMinute) + "m";
   if (d % kMsPerSecond == 0) return std::to_string(d / kMsPerSecond) + "s";

@@ -36,6 +36,8 @@ TEST(Time, ParsesAndFormatsDurations) {
   EXPECT_EQ(FormatDuration(6 * kMsPerHour), "6h");
   EXPECT_EQ(FormatDuration(90 * kMsPerMinute), "90m");
   EXPECT_EQ(FormatDuration(1500), "1500ms");
+  EXPECT_EQ(FormatDuration(kMsPerDay), "24h");
+  EXPECT_EQ(FormatDuration(7 * kMsPerDay), "7d");
 }
 
 TEST(FakeClock, MovesOnlyWhenTold) {

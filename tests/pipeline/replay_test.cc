@@ -1,0 +1,151 @@
+#include "pipeline/replay.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "scenario/generator.h"
+#include "tests/testing/temp_dir.h"
+
+namespace shortfall::pipeline {
+namespace {
+
+// A 20k-record scenario with every kind of fault, written in `format`.
+void WriteScenario(const std::string& path, EventFileFormat format, uint64_t events = 20000) {
+  scenario::GeneratorOptions options;
+  options.seed = 5;
+  options.events = events;
+  options.malformed_rate = 0.01;
+  options.late_rate = 0.005;
+  auto writer = EventFileWriter::Open(path, format);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  scenario::Generator generator(options);
+  v1::EventRecord record;
+  while (generator.Next(&record)) ASSERT_TRUE((*writer)->Write(record).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+}
+
+class ReplayTest : public ::testing::Test {
+ protected:
+  void SetUp() override { WriteScenario(events_, EventFileFormat::kProtobuf); }
+
+  // Runs a replay; returns its output, failing the test on error.
+  std::string Replay(ReplayOptions options) {
+    if (options.input.empty()) options.input = events_;
+    std::ostringstream out;
+    Status s = RunReplay(options, operators::Catalog::Default(), out);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return out.str();
+  }
+
+  // The lines of `text` from the totals header on.
+  static std::string Summary(const std::string& text) { return text.substr(text.find("\n== totals")); }
+
+  testing::ScopedTempDir dir_;
+  const std::string events_ = dir_.Path("events.pb");
+};
+
+TEST_F(ReplayTest, SameInputGivesByteIdenticalOutput) {
+  ReplayOptions options;
+  options.print_every = PrintEvery::kHour;
+  const std::string first = Replay(options);
+  EXPECT_EQ(Replay(options), first);
+  EXPECT_NE(first.find("records 20"), std::string::npos) << first.substr(0, 200);
+  EXPECT_NE(first.find("invalid by reason:"), std::string::npos);
+}
+
+TEST_F(ReplayTest, RocksDbAndInMemoryStateGiveTheSameOutput) {
+  ReplayOptions options;
+  options.print_every = PrintEvery::kHour;
+  const std::string in_memory = Replay(options);
+  options.state_dir = dir_.Path("state");
+  options.commit_every = 997;
+  EXPECT_EQ(Replay(options), in_memory);
+}
+
+TEST_F(ReplayTest, JsonAndProtobufFilesOfTheSameEventsGiveTheSameOutput) {
+  const std::string json = dir_.Path("events.jsonl");
+  WriteScenario(json, EventFileFormat::kJson);
+  ReplayOptions options;
+  const std::string from_pb = Replay(options);
+  options.input = json;
+  options.format = EventFileFormat::kJson;
+  EXPECT_EQ(Replay(options), from_pb);
+}
+
+TEST_F(ReplayTest, AResumedReplayEndsWhereAnUninterruptedOneDoes) {
+  // Given a full run, and a run stopped after 7,500 records with its state committed
+  ReplayOptions options;
+  options.print_every = PrintEvery::kHour;
+  const std::string full = Replay(options);
+  options.state_dir = dir_.Path("state");
+  options.commit_every = 1000;
+  options.max_records = 7500;
+  const std::string first_part = Replay(options);
+  EXPECT_NE(first_part.find("stopped after 7500 records"), std::string::npos);
+  // When the rest is replayed over the same state directory
+  options.max_records = 0;
+  const std::string second_part = Replay(options);
+  // Then it resumes after record 7,500, and windows and totals come out as in the full run
+  EXPECT_NE(second_part.find("resuming after record 7500"), std::string::npos);
+  EXPECT_EQ(Summary(second_part), Summary(full));
+  const std::string windows_full = full.substr(0, full.find("\n== totals"));
+  const std::string windows_split = first_part.substr(0, first_part.find("stopped after")) +
+                                    second_part.substr(second_part.find('\n') + 1,
+                                                       second_part.find("\n== totals") -
+                                                           second_part.find('\n') - 1);
+  EXPECT_EQ(windows_split, windows_full);
+}
+
+TEST_F(ReplayTest, TotalsCsvHasARowPerSeries) {
+  ReplayOptions options;
+  options.totals_csv = dir_.Path("totals.csv");
+  const std::string out = Replay(options);
+  std::ifstream csv(options.totals_csv);
+  std::string header, row;
+  ASSERT_TRUE(std::getline(csv, header));
+  EXPECT_EQ(header.rfind("group,corridor,shipments,goods_lines,gross_weight_kg,declared_value_usd", 0), 0u);
+  int rows = 0;
+  bool has_laredo_chips = false;
+  while (std::getline(csv, row)) {
+    ++rows;
+    has_laredo_chips |= row.rfind("semiconductors,MX-US-2304,", 0) == 0;
+  }
+  EXPECT_GT(rows, 30);
+  EXPECT_TRUE(has_laredo_chips);
+}
+
+TEST_F(ReplayTest, ATruncatedFileStopsWithDataLoss) {
+  const std::string truncated = dir_.Path("truncated.pb");
+  {
+    std::ifstream in(events_, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2 + 3);
+  }
+  ReplayOptions options;
+  options.input = truncated;
+  std::ostringstream out;
+  Status s = RunReplay(options, operators::Catalog::Default(), out);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+}
+
+TEST_F(ReplayTest, AMissingInputIsAnErrorNamingThePath) {
+  ReplayOptions options;
+  options.input = dir_.Path("nope.pb");
+  std::ostringstream out;
+  Status s = RunReplay(options, operators::Catalog::Default(), out);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("nope.pb"), std::string::npos) << s.ToString();
+}
+
+TEST(ParsePrintEvery, AcceptsTheThreeChoices) {
+  EXPECT_EQ(*ParsePrintEvery("day"), PrintEvery::kDay);
+  EXPECT_EQ(*ParsePrintEvery("hour"), PrintEvery::kHour);
+  EXPECT_EQ(*ParsePrintEvery("none"), PrintEvery::kNone);
+  EXPECT_FALSE(ParsePrintEvery("week").ok());
+}
+
+}  // namespace
+}  // namespace shortfall::pipeline
