@@ -8,9 +8,9 @@ packages=(
   # build
   cmake ninja-build g++ ccache pkg-config git ca-certificates
   # libraries
-  libprotobuf-dev protobuf-compiler librocksdb-dev libyaml-cpp-dev
+  libprotobuf-dev protobuf-compiler librocksdb-dev
   # tests, fuzzing, benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev python3
 )
 
 missing=()

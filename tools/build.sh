@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds shortfall (and its tests and benchmarks) into build/ with warnings as
+# errors. Installs the Debian packages it needs first (tools/install-deps.sh).
+# Usage: tools/build.sh [extra cmake args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHORTFALL_WERROR=ON "$@"
+cmake --build "$BUILD_DIR" -j "$JOBS"
