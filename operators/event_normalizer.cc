@@ -17,9 +17,22 @@ constexpr std::string_view kShipmentCodes[] = {"RECE", "DRFT", "PENA", "PENU", "
                                                "APPR", "ISSU", "SURR", "SUBM", "VOID", "CONF",
                                                "REQS", "CMPL", "HOLD", "RELS", "CANC"};
 
+// A 4-letter code as one integer, for cheap comparison; 0 when not 4 bytes.
+constexpr uint32_t Pack4(std::string_view code) {
+  if (code.size() != 4) return 0;
+  uint32_t packed = 0;
+  for (char c : code) packed = (packed << 8) | static_cast<uint8_t>(c);
+  return packed;
+}
+
 template <size_t N>
 bool Contains(const std::string_view (&codes)[N], std::string_view code) {
-  return std::find(std::begin(codes), std::end(codes), code) != std::end(codes);
+  const uint32_t packed = Pack4(code);
+  if (packed == 0) return false;
+  for (std::string_view c : codes) {
+    if (Pack4(c) == packed) return true;
+  }
+  return false;
 }
 
 bool IsKnownEventCode(v1::EventClass event_class, std::string_view code) {
@@ -87,6 +100,10 @@ Status NormalizerOptions::Validate() const {
     return InvalidArgumentError("max_line_gross_weight_kg: must be > 0");
   }
   if (!(max_line_value_usd > 0)) return InvalidArgumentError("max_line_value_usd: must be > 0");
+  // Fixed-point sums (operators/volume.h) need lines well inside int64.
+  if (max_line_quantity > 1e12 || max_line_gross_weight_kg > 1e12 || max_line_value_usd > 1e12) {
+    return InvalidArgumentError("max_line_*: at most 1e12 (fixed-point sums would overflow)");
+  }
   std::vector<uint32_t> seen;
   for (const auto& [code, rate] : usd_rates) {
     const uint32_t packed = PackCurrency(code);
@@ -212,7 +229,8 @@ std::optional<Invalid> EventNormalizer::CheckGoods(
                          std::to_string(value_usd) + " USD exceeds the configured limits"};
     }
     lines_.push_back(Line{classifier_.Classify(static_cast<uint32_t>(hs6), ToRevision(g.hs_version())),
-                          unit->unit, g.quantity() * unit->factor, g.gross_weight_kg(), value_usd});
+                          unit->unit, ToFixed(g.quantity() * unit->factor, kQuantityScale),
+                          ToFixed(g.gross_weight_kg(), kWeightScale), ToFixed(value_usd, kValueScale)});
     ++index;
   }
   return std::nullopt;
@@ -264,8 +282,8 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
       VolumeDelta* d = DeltaFor(&out->groups, group);
       d->goods_lines += 1;
       d->quantity[static_cast<size_t>(line.unit)] += line.quantity;
-      d->gross_weight_kg += line.gross_weight_kg;
-      d->declared_value_usd += line.value_usd;
+      d->gross_weight += line.gross_weight;
+      d->declared_value += line.value;
     }
   }
   for (GroupContribution& c : out->groups) c.delta.shipments = 1;

@@ -94,12 +94,12 @@ class EventNormalizer {
   const Catalog& catalog() const { return classifier_.catalog(); }
 
  private:
-  struct Line {
+  struct Line {  // fixed-point, as in VolumeDelta
     GroupMask groups;
     Unit unit;
-    double quantity;  // canonical unit
-    double gross_weight_kg;
-    double value_usd;
+    int64_t quantity;
+    int64_t gross_weight;
+    int64_t value;
   };
   std::optional<Invalid> CheckTime(const google::protobuf::Timestamp* event_time,
                                    const google::protobuf::Timestamp* publish_time,

@@ -69,8 +69,22 @@ bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 
 }  // namespace
 
+namespace {
+
+// kCountries as a 26 x 26 bit table: one lookup per check on the hot path.
+struct CountryTable {
+  std::array<uint32_t, 26> rows{};  // bit (second letter) of row (first letter)
+  CountryTable() {
+    for (std::string_view c : kCountries) rows[static_cast<size_t>(c[0] - 'A')] |= 1u << (c[1] - 'A');
+  }
+};
+
+}  // namespace
+
 bool IsIsoCountry(std::string_view code) {
-  return code.size() == 2 && std::binary_search(kCountries.begin(), kCountries.end(), code);
+  static const CountryTable table;
+  return code.size() == 2 && IsUpper(code[0]) && IsUpper(code[1]) &&
+         ((table.rows[static_cast<size_t>(code[0] - 'A')] >> (code[1] - 'A')) & 1u) != 0;
 }
 
 bool IsPortCode(std::string_view code) {

@@ -30,9 +30,9 @@ std::string EncodeVolume(const VolumeDelta& v) {
   internal::VolumeBucketState s;
   s.set_shipments(v.shipments);
   s.set_goods_lines(v.goods_lines);
-  for (double q : v.quantity) s.add_quantity(q);
-  s.set_gross_weight_kg(v.gross_weight_kg);
-  s.set_declared_value_usd(v.declared_value_usd);
+  for (int64_t q : v.quantity) s.add_quantity(q);
+  s.set_gross_weight_g(v.gross_weight);
+  s.set_declared_value(v.declared_value);
   for (uint64_t c : v.customs) s.add_customs(c);
   return s.SerializeAsString();
 }
@@ -46,8 +46,8 @@ bool DecodeVolume(std::string_view bytes, VolumeDelta* v) {
   for (int i = 0; i < s.quantity_size() && i < static_cast<int>(kUnitCount); ++i) {
     v->quantity[static_cast<size_t>(i)] = s.quantity(i);
   }
-  v->gross_weight_kg = s.gross_weight_kg();
-  v->declared_value_usd = s.declared_value_usd();
+  v->gross_weight = s.gross_weight_g();
+  v->declared_value = s.declared_value();
   for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
     v->customs[static_cast<size_t>(i)] = s.customs(i);
   }
@@ -94,7 +94,11 @@ VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
 
 void VolumeAggregator::AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta) {
   Series& s = SeriesFor(key);
-  Bucket& b = s.buckets[bucket_start];
+  if (s.last_bucket == nullptr || s.last_start != bucket_start) {
+    s.last_bucket = &s.buckets[bucket_start];
+    s.last_start = bucket_start;
+  }
+  Bucket& b = *s.last_bucket;
   b.volume.Add(delta);
   b.dirty = true;
   s.total.Add(delta);
@@ -140,26 +144,45 @@ void VolumeAggregator::CloseBucket(TimestampMs start, std::vector<WindowReport>*
   const TimestampMs end = start + options_.bucket;
   const TimestampMs oldest_kept = end - options_.retention();
   for (Series* s : SortedSeries()) {
+    if (s->buckets.empty()) continue;
+    // Each window moves one bucket on: `start` comes in, `start - w` goes out.
+    // Both are closed, so neither changes again.
+    auto closing = s->buckets.find(start);
+    for (size_t w = 0; w < options_.rolling.size(); ++w) {
+      if (closing != s->buckets.end()) s->rolling[w].Add(closing->second.volume);
+      auto leaving = s->buckets.find(start - options_.rolling[w]);
+      if (leaving != s->buckets.end()) s->rolling[w].Subtract(leaving->second.volume);
+    }
     // Expire buckets the longest window ending here no longer covers.
     while (!s->buckets.empty() && s->buckets.begin()->first < oldest_kept) {
-      deleted_keys_.push_back(SeriesPrefix(s->key) + EncodeTime(s->buckets.begin()->first));
-      s->buckets.erase(s->buckets.begin());
+      auto oldest = s->buckets.begin();
+      if (oldest->second.persisted) {
+        deleted_keys_.push_back(SeriesPrefix(s->key) + EncodeTime(oldest->first));
+      }
+      if (s->last_bucket == &oldest->second) s->last_bucket = nullptr;
+      s->buckets.erase(oldest);
     }
     if (s->buckets.empty() || s->buckets.begin()->first >= end) continue;
-    WindowReport r;
+    WindowReport& r = out->emplace_back();
     r.bucket_start = start;
     r.bucket_end = end;
     r.series = s->key;
-    for (auto it = s->buckets.begin(); it != s->buckets.end() && it->first < end; ++it) {
-      if (it->first == start) r.bucket.Add(it->second.volume);
-      for (size_t w = 0; w < options_.rolling.size(); ++w) {
-        if (it->first >= end - options_.rolling[w]) r.rolling[w].Add(it->second.volume);
-      }
-    }
-    out->push_back(r);
+    if (closing != s->buckets.end()) r.bucket = closing->second.volume;
+    r.rolling = s->rolling;
   }
   closed_until_ = end;
   closed_until_dirty_ = true;
+}
+
+void VolumeAggregator::RecomputeRolling(Series* s) const {
+  s->rolling = {};
+  if (closed_until_ == kMinTimestamp) return;
+  for (size_t w = 0; w < options_.rolling.size(); ++w) {
+    for (auto it = s->buckets.lower_bound(closed_until_ - options_.rolling[w]);
+         it != s->buckets.end() && it->first < closed_until_; ++it) {
+      s->rolling[w].Add(it->second.volume);
+    }
+  }
 }
 
 void VolumeAggregator::AdvanceTo(TimestampMs watermark, std::vector<WindowReport>* out) {
@@ -212,6 +235,7 @@ void VolumeAggregator::Flush(StateWriteBatch* batch) {
       if (prefix.empty()) prefix = SeriesPrefix(s.key);
       batch->Put(kBucketsNs, prefix + EncodeTime(start), EncodeVolume(b.volume));
       b.dirty = false;
+      b.persisted = true;
     }
     if (s.total_dirty) {
       batch->Put(kTotalsNs, SeriesPrefix(s.key), EncodeVolume(s.total));
@@ -264,6 +288,7 @@ Status VolumeAggregator::Restore(const StateView& state) {
     Series* s = parse_series(key, &rest);
     if (s == nullptr) return false;
     Bucket b;
+    b.persisted = true;
     if (rest.size() != 8 || !DecodeVolume(value, &b.volume)) {
       error = DataLossError("volume state: malformed bucket");
       return false;
@@ -288,6 +313,7 @@ Status VolumeAggregator::Restore(const StateView& state) {
     if (closed->size() != 8) return DataLossError("volume state: malformed closed_until");
     closed_until_ = DecodeTime(*closed);
   }
+  for (auto& [packed, s] : series_) RecomputeRolling(&s);
   return OkStatus();
 }
 

@@ -113,11 +113,20 @@ class VolumeAggregator {
  private:
   struct Bucket {
     VolumeDelta volume;
-    bool dirty = false;
+    bool dirty = false;      // changed since the last Flush
+    bool persisted = false;  // written by some Flush: expiring it must delete it
   };
   struct Series {
     SeriesKey key;
     std::map<TimestampMs, Bucket> buckets;  // by start
+    // The bucket the last Add went to: most events land in the newest bucket,
+    // and map nodes stay put, so this skips the tree walk.
+    TimestampMs last_start = kMinTimestamp;
+    Bucket* last_bucket = nullptr;
+    // Per rolling window w: the sum of the buckets starting in
+    // [closed_until_ - w, closed_until_). Moved one bucket per close; exact
+    // because amounts are integers. Not persisted: Restore recomputes it.
+    std::array<VolumeDelta, kMaxRollingWindows> rolling{};
     VolumeDelta total;
     bool total_dirty = false;
   };
@@ -125,6 +134,7 @@ class VolumeAggregator {
   Series& SeriesFor(SeriesKey key);
   void AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta);
   void CloseBucket(TimestampMs start, std::vector<WindowReport>* out);
+  void RecomputeRolling(Series* s) const;
   const std::vector<Series*>& SortedSeries();
   std::string SeriesPrefix(SeriesKey key) const;
 

@@ -112,21 +112,22 @@ RecordResult VolumePipeline::Accept(PartitionKey partition) {
   r.event_time = normalized_.event_time;
   if (normalized_.actual) {
     const TimestampMs t = normalized_.event_time;
-    const bool behind_partition = watermarks_.IsLate(partition, t);
-    if (behind_partition || aggregator_.IsClosed(t)) {
+    // A window closed under another partition's watermark counts too: its
+    // report is out and cannot change.
+    const bool window_closed = aggregator_.IsClosed(t);
+    const Admission admission =
+        window_closed ? Admission::kLate : watermarks_.Admit(partition, t);
+    if (admission == Admission::kLate) {
       r.outcome = Outcome::kLate;
       r.late_detail = "event_time " + FormatUtc(t) + " is before " +
-                      (behind_partition
-                           ? "the partition watermark " + FormatUtc(watermarks_.PartitionWatermark(partition))
-                           : "the end of the last closed window " + FormatUtc(aggregator_.closed_until())) +
+                      (window_closed
+                           ? "the end of the last closed window " + FormatUtc(aggregator_.closed_until())
+                           : "the partition watermark " + FormatUtc(watermarks_.PartitionWatermark(partition))) +
                       " (allowed lateness " + FormatDuration(options_.window.allowed_lateness) + ")";
       Count(r);
       return r;
     }
-    if (t < watermarks_.PartitionWatermark(partition) + options_.window.allowed_lateness) {
-      ++counters_.out_of_order;
-    }
-    watermarks_.Observe(partition, t);
+    if (admission == Admission::kOutOfOrder) ++counters_.out_of_order;
   }
   for (const GroupContribution& c : normalized_.groups) {
     aggregator_.Add(c.group, normalized_.corridor, normalized_.event_time, c.delta);

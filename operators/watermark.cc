@@ -36,12 +36,29 @@ WatermarkTracker::WatermarkTracker(DurationMs allowed_lateness)
   SHORTFALL_CHECK(allowed_lateness >= 0);
 }
 
+Admission WatermarkTracker::Admit(PartitionKey partition, TimestampMs event_time) {
+  auto [it, inserted] = partitions_.try_emplace(Pack(partition), Partition{event_time, true});
+  if (inserted) {
+    min_valid_ = false;
+    return Admission::kInOrder;
+  }
+  Partition& p = it->second;
+  if (event_time < p.max_event_time - allowed_lateness_) return Admission::kLate;
+  if (event_time < p.max_event_time) return Admission::kOutOfOrder;
+  if (event_time > p.max_event_time) {
+    if (p.max_event_time == cached_min_max_) min_valid_ = false;
+    p.max_event_time = event_time;
+    p.dirty = true;
+  }
+  return Admission::kInOrder;
+}
+
 bool WatermarkTracker::IsLate(PartitionKey partition, TimestampMs event_time) const {
   return event_time < PartitionWatermark(partition);
 }
 
 void WatermarkTracker::Observe(PartitionKey partition, TimestampMs event_time) {
-  auto [it, inserted] = partitions_.try_emplace(partition, Partition{event_time, true});
+  auto [it, inserted] = partitions_.try_emplace(Pack(partition), Partition{event_time, true});
   if (inserted) {
     min_valid_ = false;
     return;
@@ -54,7 +71,7 @@ void WatermarkTracker::Observe(PartitionKey partition, TimestampMs event_time) {
 }
 
 TimestampMs WatermarkTracker::PartitionWatermark(PartitionKey partition) const {
-  auto it = partitions_.find(partition);
+  auto it = partitions_.find(Pack(partition));
   return it == partitions_.end() ? kMinTimestamp : it->second.max_event_time - allowed_lateness_;
 }
 
@@ -79,7 +96,7 @@ void WatermarkTracker::Flush(StateWriteBatch* batch) {
   for (auto& [key, p] : partitions_) {
     if (!p.dirty) continue;
     state.set_max_event_time_ms(p.max_event_time);
-    batch->Put(kNamespace, EncodeKey(key), state.SerializeAsString());
+    batch->Put(kNamespace, EncodeKey(Unpack(key)), state.SerializeAsString());
     p.dirty = false;
   }
 }
@@ -95,7 +112,7 @@ Status WatermarkTracker::Restore(const StateView& state) {
       error = DataLossError("watermarks: bad entry '" + std::string(key) + "'");
       return false;
     }
-    partitions_[p] = Partition{s.max_event_time_ms(), false};
+    partitions_[Pack(p)] = Partition{s.max_event_time_ms(), false};
     return true;
   }));
   return error;

@@ -16,7 +16,7 @@
 #define SHORTFALL_OPERATORS_WATERMARK_H_
 
 #include <cstdint>
-#include <map>
+#include <unordered_map>
 #include <string>
 
 #include "base/status.h"
@@ -34,10 +34,20 @@ struct PartitionKey {
   friend auto operator<=>(const PartitionKey&, const PartitionKey&) = default;
 };
 
+// What Admit() made of an actual event.
+enum class Admission : uint8_t {
+  kInOrder,     // at or after the partition's newest event
+  kOutOfOrder,  // older than the newest, within the allowed lateness
+  kLate,        // older than the partition watermark: not observed
+};
+
 class WatermarkTracker {
  public:
   // REQUIRES: allowed_lateness >= 0.
   explicit WatermarkTracker(DurationMs allowed_lateness);
+
+  // IsLate, then Observe unless late, with one lookup: the per-record call.
+  Admission Admit(PartitionKey partition, TimestampMs event_time);
 
   // True when `event_time` is older than the partition's watermark.
   bool IsLate(PartitionKey partition, TimestampMs event_time) const;
@@ -61,8 +71,15 @@ class WatermarkTracker {
     TimestampMs max_event_time;
     bool dirty;
   };
+  static uint64_t Pack(PartitionKey p) {
+    return (uint64_t{static_cast<uint8_t>(p.source)} << 32) | static_cast<uint32_t>(p.partition);
+  }
+  static PartitionKey Unpack(uint64_t packed) {
+    return PartitionKey{static_cast<EventSource>(packed >> 32), static_cast<int32_t>(packed & 0xffffffffu)};
+  }
+
   DurationMs allowed_lateness_;
-  std::map<PartitionKey, Partition> partitions_;
+  std::unordered_map<uint64_t, Partition> partitions_;
   mutable TimestampMs cached_min_max_ = kMinTimestamp;
   mutable bool min_valid_ = false;
 };

@@ -206,6 +206,20 @@ Result<bool> EventFileReader::Next(EventFileEntry* entry) {
   return format_ == EventFileFormat::kProtobuf ? NextProtobuf(entry) : NextJson(entry);
 }
 
+EventFileEntry::EventFileEntry() : first_block_(new char[kFirstBlockBytes]) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first_block_.get();
+  options.initial_block_size = kFirstBlockBytes;
+  arena_ = std::make_unique<google::protobuf::Arena>(options);
+  record_ = google::protobuf::Arena::CreateMessage<shortfall::v1::EventRecord>(arena_.get());
+}
+
+shortfall::v1::EventRecord* EventFileEntry::Reset() {
+  arena_->Reset();
+  record_ = google::protobuf::Arena::CreateMessage<shortfall::v1::EventRecord>(arena_.get());
+  return record_;
+}
+
 Result<bool> EventFileReader::NextProtobuf(EventFileEntry* entry) {
   SHORTFALL_ASSIGN_OR_RETURN(size_t available, Fill(kMaxVarintBytes));
   if (available == 0) return false;
@@ -243,7 +257,7 @@ Result<bool> EventFileReader::NextProtobuf(EventFileEntry* entry) {
 
   const char* payload = buffer_.data() + pos_ + header;
   entry->index = index_++;
-  if (entry->record.ParseFromArray(payload, static_cast<int>(length))) {
+  if (entry->Reset()->ParseFromArray(payload, static_cast<int>(length))) {
     entry->parsed = true;
     entry->error.clear();
     entry->raw.clear();
@@ -294,8 +308,7 @@ Result<bool> EventFileReader::NextJson(EventFileEntry* entry) {
     }
 
     entry->index = index_++;
-    entry->record.Clear();
-    const auto status = google::protobuf::util::JsonStringToMessage(line, &entry->record, options);
+    const auto status = google::protobuf::util::JsonStringToMessage(line, entry->Reset(), options);
     if (status.ok()) {
       entry->parsed = true;
       entry->error.clear();

@@ -32,6 +32,8 @@
 #include <string>
 #include <string_view>
 
+#include <google/protobuf/arena.h>
+
 #include "base/status.h"
 #include "shortfall/v1/event_record.pb.h"
 
@@ -81,12 +83,33 @@ class EventFileWriter {
 };
 
 // One entry of an event file.
-struct EventFileEntry {
-  uint64_t index = 0;        // 0-based record number in the file
-  bool parsed = false;       // false: this entry is not a valid EventRecord
-  shortfall::v1::EventRecord record;  // reused between calls to avoid allocation
-  std::string error;         // why it could not be parsed (when !parsed)
-  std::string raw;           // the entry's bytes or line (when !parsed)
+// One entry of an event file. The record lives on a protobuf arena that the
+// reader resets for every entry, so reading allocates nothing per record once
+// the arena's first block is big enough (records here are well under it).
+// REQUIRES: a reference from record() is not used after the next Next().
+class EventFileEntry {
+ public:
+  EventFileEntry();
+  EventFileEntry(const EventFileEntry&) = delete;
+  EventFileEntry& operator=(const EventFileEntry&) = delete;
+
+  uint64_t index = 0;   // 0-based record number in the file
+  bool parsed = false;  // false: this entry is not a valid EventRecord
+  std::string error;    // why it could not be parsed (when !parsed)
+  std::string raw;      // the entry's bytes or line (when !parsed)
+
+  // The record (when parsed).
+  const shortfall::v1::EventRecord& record() const { return *record_; }
+
+ private:
+  friend class EventFileReader;
+  // Frees the previous record in bulk and makes an empty one.
+  shortfall::v1::EventRecord* Reset();
+
+  static constexpr size_t kFirstBlockBytes = 64 * 1024;
+  std::unique_ptr<char[]> first_block_;
+  std::unique_ptr<google::protobuf::Arena> arena_;
+  shortfall::v1::EventRecord* record_;
 };
 
 // Reads records from a file or, for path "-", from stdin, in 1 MiB chunks.

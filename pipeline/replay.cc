@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <unordered_map>
 #include <memory>
 
 #include "operators/in_memory_state_store.h"
@@ -32,12 +33,12 @@ std::string Fmt(const char* format, double v) {
 std::string DescribeVolume(const VolumeDelta& v) {
   std::string s = "shipments=" + std::to_string(v.shipments) +
                   " lines=" + std::to_string(v.goods_lines) +
-                  " gross_kg=" + Fmt("%.1f", v.gross_weight_kg) +
-                  " value_usd=" + Fmt("%.2f", v.declared_value_usd);
+                  " gross_kg=" + Fmt("%.1f", v.gross_weight_kg()) +
+                  " value_usd=" + Fmt("%.2f", v.declared_value_usd());
   for (size_t u = 0; u < operators::kUnitCount; ++u) {
+    const auto unit = static_cast<operators::Unit>(u);
     if (v.quantity[u] != 0) {
-      s += " " + std::string(operators::UnitName(static_cast<operators::Unit>(u))) + "=" +
-           Fmt("%.3f", v.quantity[u]);
+      s += " " + std::string(operators::UnitName(unit)) + "=" + Fmt("%.3f", v.quantity_in(unit));
     }
   }
   static constexpr std::string_view kCustomsNames[] = {
@@ -55,8 +56,8 @@ class Reporter {
 
   void Print(const std::vector<WindowReport>& reports) {
     for (const WindowReport& r : reports) {
-      last_[{std::string(pipeline_.GroupName(r.series.group)),
-             pipeline_.corridors().Code(r.series.corridor)}] = r;
+      auto& last = last_shipments_[Pack(r.series)];
+      for (size_t w = 0; w < last.size(); ++w) last[w] = r.rolling[w].shipments;
       if (options_.print_every == PrintEvery::kNone) continue;
       if (options_.print_every == PrintEvery::kDay && r.bucket_end % kMsPerDay != 0) continue;
       out_ << FormatUtc(r.bucket_end) << "  " << pipeline_.GroupName(r.series.group) << "  "
@@ -64,8 +65,8 @@ class Reporter {
       const auto& windows = pipeline_.aggregator().options().rolling;
       for (size_t w = 0; w < windows.size(); ++w) {
         out_ << "  [" << FormatDuration(windows[w]) << "] shipments=" << r.rolling[w].shipments
-             << " gross_kg=" << Fmt("%.1f", r.rolling[w].gross_weight_kg)
-             << " value_usd=" << Fmt("%.2f", r.rolling[w].declared_value_usd);
+             << " gross_kg=" << Fmt("%.1f", r.rolling[w].gross_weight_kg())
+             << " value_usd=" << Fmt("%.2f", r.rolling[w].declared_value_usd());
       }
       out_ << "\n";
     }
@@ -91,17 +92,18 @@ class Reporter {
       const std::string group(pipeline_.GroupName(key.group));
       const std::string& corridor = pipeline_.corridors().Code(key.corridor);
       out_ << group << "  " << corridor << "  " << DescribeVolume(total);
-      if (auto it = last_.find({group, corridor}); it != last_.end()) {
+      if (auto it = last_shipments_.find(Pack(key)); it != last_shipments_.end()) {
         for (size_t w = 0; w < windows.size(); ++w) {
-          out_ << "  [last " << FormatDuration(windows[w])
-               << "] shipments=" << it->second.rolling[w].shipments;
+          out_ << "  [last " << FormatDuration(windows[w]) << "] shipments=" << it->second[w];
         }
       }
       out_ << "\n";
       if (csv.is_open()) {
         csv << group << "," << corridor << "," << total.shipments << "," << total.goods_lines << ","
-            << Fmt("%.3f", total.gross_weight_kg) << "," << Fmt("%.2f", total.declared_value_usd);
-        for (double q : total.quantity) csv << "," << Fmt("%.3f", q);
+            << Fmt("%.3f", total.gross_weight_kg()) << "," << Fmt("%.4f", total.declared_value_usd());
+        for (size_t u = 0; u < operators::kUnitCount; ++u) {
+          csv << "," << Fmt("%.3f", total.quantity_in(static_cast<operators::Unit>(u)));
+        }
         for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv << "," << total.customs[s];
         csv << "\n";
       }
@@ -130,7 +132,9 @@ class Reporter {
   const ReplayOptions& options_;
   const VolumePipeline& pipeline_;
   std::ostream& out_;
-  std::map<std::pair<std::string, std::string>, WindowReport> last_;
+  static uint64_t Pack(operators::SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
+  // Rolling shipments of each series at its last report, for the summary.
+  std::unordered_map<uint64_t, std::array<uint64_t, operators::kMaxRollingWindows>> last_shipments_;
 };
 
 Result<uint64_t> ParseCheckpoint(const std::string& blob) {
@@ -201,7 +205,7 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
     if (!entry.parsed) {
       pipeline.Reject(Invalid{InvalidReason::kUnparseable, entry.error});
     } else {
-      const v1::EventRecord& r = entry.record;
+      const v1::EventRecord& r = entry.record();
       const TimestampMs record_time = r.has_record_time() ? ToMs(r.record_time()) : 0;
       switch (r.payload_case()) {
         case v1::EventRecord::kShipment:

@@ -53,13 +53,13 @@ TEST_F(EventNormalizerTest, ActualArrivalCountsOneShipmentPerGroupOfItsGoods) {
     EXPECT_EQ(c.delta.shipments, 1u);
     EXPECT_EQ(c.delta.goods_lines, 1u);
     if (c.group == chips) {
-      EXPECT_EQ(c.delta.quantity[static_cast<size_t>(Unit::kPiece)], 100);
-      EXPECT_EQ(c.delta.declared_value_usd, 1000);
+      EXPECT_EQ(c.delta.quantity_in(Unit::kPiece), 100);
+      EXPECT_EQ(c.delta.declared_value_usd(), 1000);
     }
     if (c.group == gloves) {
-      EXPECT_EQ(c.delta.quantity[static_cast<size_t>(Unit::kPiece)], 120);  // 10 dozen
-      EXPECT_DOUBLE_EQ(c.delta.declared_value_usd, 120 * 0.055);             // MXN at the default rate
-      EXPECT_EQ(c.delta.gross_weight_kg, 2);
+      EXPECT_EQ(c.delta.quantity_in(Unit::kPiece), 120);       // 10 dozen
+      EXPECT_EQ(c.delta.declared_value, 66000);                  // 120 MXN at 0.055: 6.6 USD
+      EXPECT_EQ(c.delta.gross_weight_kg(), 2);
     }
   }
 }

@@ -12,7 +12,7 @@ constexpr DurationMs kHour = kMsPerHour;
 VolumeDelta Shipments(uint64_t n, double kg = 0) {
   VolumeDelta d;
   d.shipments = n;
-  d.gross_weight_kg = kg;
+  d.gross_weight = ToFixed(kg, kWeightScale);
   return d;
 }
 
@@ -117,6 +117,29 @@ TEST_F(VolumeAggregatorTest, ReportsComeInBucketThenGroupThenCorridorOrder) {
                        "2 ppe *", "2 ppe MX-US-2304"}));
 }
 
+TEST_F(VolumeAggregatorTest, SumsDoNotDependOnTheOrderContributionsArrive) {
+  // Given amounts whose floating-point sum depends on order
+  std::vector<VolumeDelta> deltas;
+  for (double kg : {1e9, 0.001, -0.0, 3.3333, 7e-3, 123456.789}) {
+    VolumeDelta d = Shipments(1, kg < 0 ? 0 : kg);
+    d.declared_value = ToFixed(kg * 0.055, kValueScale);
+    deltas.push_back(d);
+  }
+  // When two aggregators receive them in opposite orders
+  VolumeAggregator a = Make(), b = Make();
+  for (size_t i = 0; i < deltas.size(); ++i) {
+    a.Add(0, laredo_, 0, deltas[i]);
+    b.Add(0, laredo_, 0, deltas[deltas.size() - 1 - i]);
+  }
+  // Then every sum is identical, bit for bit
+  EXPECT_EQ(a.Totals(), b.Totals());
+  std::vector<WindowReport> ra, rb;
+  a.CloseAll(&ra);
+  b.CloseAll(&rb);
+  ASSERT_EQ(ra.size(), rb.size());
+  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i].rolling, rb[i].rolling);
+}
+
 TEST_F(VolumeAggregatorTest, TotalsOutliveExpiredBuckets) {
   VolumeAggregator a = Make();
   a.Add(0, laredo_, 0, Shipments(7, 1.5));
@@ -126,7 +149,7 @@ TEST_F(VolumeAggregatorTest, TotalsOutliveExpiredBuckets) {
   ASSERT_EQ(totals.size(), 2u);
   EXPECT_EQ(totals[1].first, (SeriesKey{0, laredo_}));
   EXPECT_EQ(totals[1].second.shipments, 8u);
-  EXPECT_EQ(totals[1].second.gross_weight_kg, 1.5);
+  EXPECT_EQ(totals[1].second.gross_weight_kg(), 1.5);
   EXPECT_EQ(a.closed_until(), 21 * kHour);
 }
 

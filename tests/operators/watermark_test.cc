@@ -35,6 +35,18 @@ TEST(WatermarkTracker, LateMeansOlderThanThePartitionWatermark) {
   EXPECT_FALSE(w.IsLate(kP1, 0 + kMsPerHour));      // another partition has its own watermark
 }
 
+TEST(WatermarkTracker, AdmitSortsEventsAndObservesAllButLateOnes) {
+  WatermarkTracker w(kLateness);
+  EXPECT_EQ(w.Admit(kP0, 10 * kMsPerHour), Admission::kInOrder);
+  EXPECT_EQ(w.Admit(kP0, 10 * kMsPerHour), Admission::kInOrder);       // a tie is in order
+  EXPECT_EQ(w.Admit(kP0, 4 * kMsPerHour), Admission::kOutOfOrder);     // at the watermark
+  EXPECT_EQ(w.Admit(kP0, 4 * kMsPerHour - 1), Admission::kLate);
+  EXPECT_EQ(w.Admit(kP0, 11 * kMsPerHour), Admission::kInOrder);
+  EXPECT_EQ(w.PartitionWatermark(kP0), 5 * kMsPerHour);
+  EXPECT_EQ(w.Admit(kP1, 0), Admission::kInOrder) << "a new partition starts its own watermark";
+  EXPECT_EQ(w.Watermark(), -6 * kMsPerHour);
+}
+
 TEST(WatermarkTracker, CombinedWatermarkIsTheSlowestPartition) {
   WatermarkTracker w(kLateness);
   w.Observe(kP0, 20 * kMsPerHour);

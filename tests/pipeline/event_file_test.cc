@@ -20,6 +20,15 @@ namespace {
 using google::protobuf::util::MessageDifferencer;
 using v1::EventRecord;
 
+// A copy of what EventFileReader::Next gave for one entry.
+struct ReadEntry {
+  uint64_t index;
+  bool parsed;
+  EventRecord record;
+  std::string error;
+  std::string raw;
+};
+
 class EventFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,9 +60,9 @@ class EventFileTest : public ::testing::Test {
   }
 
   // Reads every entry; stops at the first error, which is returned in *error.
-  static std::vector<EventFileEntry> ReadAll(const std::string& path, EventFileFormat format,
+  static std::vector<ReadEntry> ReadAll(const std::string& path, EventFileFormat format,
                                              Status* error = nullptr, uint64_t* bytes = nullptr) {
-    std::vector<EventFileEntry> entries;
+    std::vector<ReadEntry> entries;
     auto reader = EventFileReader::Open(path, format);
     EXPECT_TRUE(reader.ok()) << reader.status().ToString();
     if (!reader.ok()) return entries;
@@ -65,7 +74,7 @@ class EventFileTest : public ::testing::Test {
         break;
       }
       if (!*more) break;
-      entries.push_back(entry);
+      entries.push_back(ReadEntry{entry.index, entry.parsed, entry.record(), entry.error, entry.raw});
     }
     if (bytes != nullptr) *bytes = (*reader)->bytes_read();
     return entries;
@@ -93,7 +102,7 @@ TEST_F(EventFileTest, ProtobufRoundTripGivesEqualMessages) {
   // When they are written and read back in pb format
   WriteAll(path, EventFileFormat::kProtobuf, records);
   uint64_t bytes = 0;
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, nullptr, &bytes);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, nullptr, &bytes);
   // Then every record comes back equal, in order, numbered
   ASSERT_EQ(entries.size(), records.size());
   for (size_t i = 0; i < records.size(); ++i) {
@@ -108,7 +117,7 @@ TEST_F(EventFileTest, JsonRoundTripGivesEqualMessages) {
   const std::vector<EventRecord> records = Records(3000);
   const std::string path = Path("events.json");
   WriteAll(path, EventFileFormat::kJson, records);
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kJson);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kJson);
   ASSERT_EQ(entries.size(), records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     ASSERT_TRUE(entries[i].parsed) << entries[i].error;
@@ -130,7 +139,7 @@ TEST_F(EventFileTest, BadJsonLineIsRejectedWithItsTextAndReadingGoesOn) {
   text.insert(first_end, "{\"topic\": 7, \"partition\": \"x\"\n\r\n");
   WriteFile(path, text);
   // When it is read
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kJson);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kJson);
   // Then the bad line is an unparsed entry carrying the line, and the next is fine
   ASSERT_EQ(entries.size(), 3u);
   EXPECT_TRUE(entries[0].parsed);
@@ -150,7 +159,7 @@ TEST_F(EventFileTest, JsonReaderAcceptsProtoFieldNamesIgnoresUnknownFieldsAndCrL
             "{\"topic\":\"shipments.events.v1\",\"record_time\":\"2026-01-05T10:00:00Z\","
             "\"future_field\":1,\"shipment\":{\"shipment_id\":\"S1\",\"eventTypeCode\":\"ARRI\"}}\r\n"
             "{\"topic\":\"customs.events.v1\"}");  // last line without newline
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kJson);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kJson);
   ASSERT_EQ(entries.size(), 2u);
   ASSERT_TRUE(entries[0].parsed) << entries[0].error;
   EXPECT_EQ(entries[0].record.shipment().shipment_id(), "S1");
@@ -170,7 +179,7 @@ TEST_F(EventFileTest, GarbageInAGoodProtobufFrameIsRejectedAndReadingGoesOn) {
   const std::string garbage("\x05\xff\xff\xff\xff\xff", 6);
   WriteFile(path, first + garbage + ReadFile(path));
   // When it is read
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kProtobuf);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kProtobuf);
   // Then the middle entry is unparsed with its bytes, the others are fine
   ASSERT_EQ(entries.size(), 3u);
   EXPECT_TRUE(entries[0].parsed);
@@ -192,7 +201,7 @@ TEST_F(EventFileTest, TruncatedProtobufFileIsDataLossNamingTheOffset) {
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 7);
   // When it is read
   Status error;
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, &error);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, &error);
   // Then two records come back, then kDataLoss at the third record's offset
   EXPECT_EQ(entries.size(), 2u);
   EXPECT_EQ(error.code(), StatusCode::kDataLoss);
@@ -205,7 +214,7 @@ TEST_F(EventFileTest, TruncatedLengthPrefixIsDataLoss) {
   const std::string path = Path("prefix.pb");
   WriteFile(path, std::string("\x02\x08\x01\x80", 4));  // one tiny record, then half a varint
   Status error;
-  const std::vector<EventFileEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, &error);
+  const std::vector<ReadEntry> entries = ReadAll(path, EventFileFormat::kProtobuf, &error);
   EXPECT_EQ(entries.size(), 1u);
   EXPECT_EQ(error.code(), StatusCode::kDataLoss);
   EXPECT_NE(error.message().find("length prefix at byte offset 3"), std::string::npos)
