@@ -86,7 +86,10 @@ VolumeAggregator::VolumeAggregator(const WindowOptions& options,
 VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
   auto [it, inserted] = series_.try_emplace(Pack(key));
   if (inserted) {
-    it->second.key = key;
+    Series& s = it->second;
+    s.key = key;
+    s.next_to_close = s.buckets.end();
+    s.window_tail.fill(s.buckets.end());
     sorted_stale_ = true;
   }
   return it->second;
@@ -95,7 +98,15 @@ VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
 void VolumeAggregator::AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta) {
   Series& s = SeriesFor(key);
   if (s.last_bucket == nullptr || s.last_start != bucket_start) {
-    s.last_bucket = &s.buckets[bucket_start];
+    auto [it, inserted] = s.buckets.try_emplace(bucket_start);
+    if (inserted) {
+      const auto move_back = [&](BucketMap::iterator& cursor) {
+        if (cursor == s.buckets.end() || cursor->first > bucket_start) cursor = it;
+      };
+      move_back(s.next_to_close);
+      for (size_t w = 0; w < options_.rolling.size(); ++w) move_back(s.window_tail[w]);
+    }
+    s.last_bucket = &it->second;
     s.last_start = bucket_start;
   }
   Bucket& b = *s.last_bucket;
@@ -147,11 +158,17 @@ void VolumeAggregator::CloseBucket(TimestampMs start, std::vector<WindowReport>*
     if (s->buckets.empty()) continue;
     // Each window moves one bucket on: `start` comes in, `start - w` goes out.
     // Both are closed, so neither changes again.
-    auto closing = s->buckets.find(start);
+    const auto none = s->buckets.end();
+    const auto closing = s->next_to_close != none && s->next_to_close->first == start
+                             ? s->next_to_close++
+                             : none;
     for (size_t w = 0; w < options_.rolling.size(); ++w) {
-      if (closing != s->buckets.end()) s->rolling[w].Add(closing->second.volume);
-      auto leaving = s->buckets.find(start - options_.rolling[w]);
-      if (leaving != s->buckets.end()) s->rolling[w].Subtract(leaving->second.volume);
+      if (closing != none) s->rolling[w].Add(closing->second.volume);
+      auto& leaving = s->window_tail[w];
+      if (leaving != none && leaving->first == start - options_.rolling[w]) {
+        s->rolling[w].Subtract(leaving->second.volume);
+        ++leaving;
+      }
     }
     // Expire buckets the longest window ending here no longer covers.
     while (!s->buckets.empty() && s->buckets.begin()->first < oldest_kept) {
@@ -167,7 +184,7 @@ void VolumeAggregator::CloseBucket(TimestampMs start, std::vector<WindowReport>*
     r.bucket_start = start;
     r.bucket_end = end;
     r.series = s->key;
-    if (closing != s->buckets.end()) r.bucket = closing->second.volume;
+    if (closing != none) r.bucket = closing->second.volume;
     r.rolling = s->rolling;
   }
   closed_until_ = end;
@@ -176,10 +193,14 @@ void VolumeAggregator::CloseBucket(TimestampMs start, std::vector<WindowReport>*
 
 void VolumeAggregator::RecomputeRolling(Series* s) const {
   s->rolling = {};
+  s->last_bucket = nullptr;
+  s->window_tail.fill(s->buckets.begin());
+  s->next_to_close = s->buckets.begin();
   if (closed_until_ == kMinTimestamp) return;
+  s->next_to_close = s->buckets.lower_bound(closed_until_);
   for (size_t w = 0; w < options_.rolling.size(); ++w) {
-    for (auto it = s->buckets.lower_bound(closed_until_ - options_.rolling[w]);
-         it != s->buckets.end() && it->first < closed_until_; ++it) {
+    s->window_tail[w] = s->buckets.lower_bound(closed_until_ - options_.rolling[w]);
+    for (auto it = s->window_tail[w]; it != s->buckets.end() && it->first < closed_until_; ++it) {
       s->rolling[w].Add(it->second.volume);
     }
   }

@@ -116,9 +116,16 @@ class VolumeAggregator {
     bool dirty = false;      // changed since the last Flush
     bool persisted = false;  // written by some Flush: expiring it must delete it
   };
+  using BucketMap = std::map<TimestampMs, Bucket>;  // by start
   struct Series {
     SeriesKey key;
-    std::map<TimestampMs, Bucket> buckets;  // by start
+    BucketMap buckets;
+    // Cursors that make a close O(1) per series: the first bucket starting at
+    // or after closed_until_, and per window w the first starting at or after
+    // closed_until_ - w (end() when there is none). A new bucket never starts
+    // before closed_until_, so inserting one only ever moves a cursor back to it.
+    BucketMap::iterator next_to_close;
+    std::array<BucketMap::iterator, kMaxRollingWindows> window_tail;
     // The bucket the last Add went to: most events land in the newest bucket,
     // and map nodes stay put, so this skips the tree walk.
     TimestampMs last_start = kMinTimestamp;
@@ -134,6 +141,7 @@ class VolumeAggregator {
   Series& SeriesFor(SeriesKey key);
   void AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta);
   void CloseBucket(TimestampMs start, std::vector<WindowReport>* out);
+  // Rebuilds a series' rolling sums and cursors from its buckets.
   void RecomputeRolling(Series* s) const;
   const std::vector<Series*>& SortedSeries();
   std::string SeriesPrefix(SeriesKey key) const;

@@ -154,6 +154,7 @@ int Application::Replay(const std::vector<std::string>& args) {
   flags.Add("format", "pb|json", "length-delimited protobuf or JSON lines", "pb");
   flags.Add("state-dir", "DIR", "keep state in RocksDB here (resumes from its checkpoint); in memory when unset");
   flags.Add("print", "none|hour|day", "which window closes to print", "day");
+  flags.Add("series", "all|groups", "print every (group, corridor) or only group totals", "all");
   flags.Add("commit-every", "N", "records between state commits (with --state-dir)", "10000");
   flags.Add("max-records", "N", "stop after N records (0: all), committing state", "0");
   flags.Add("totals-csv", "FILE", "also write the final totals as CSV");
@@ -182,6 +183,11 @@ int Application::Replay(const std::vector<std::string>& args) {
   Result<PrintEvery> print = ParsePrintEvery(flags.Get("print"));
   if (!print.ok()) return usage_error(print.status());
   options.print_every = *print;
+  const std::string series = flags.Get("series");
+  if (series != "all" && series != "groups") {
+    return usage_error(InvalidArgumentError("--series: '" + series + "' (want all or groups)"));
+  }
+  options.print_corridors = series == "all";
   Result<uint64_t> commit_every = flags.GetUint("commit-every");
   if (!commit_every.ok()) return usage_error(commit_every.status());
   if (*commit_every == 0) return usage_error(InvalidArgumentError("--commit-every: must be > 0"));

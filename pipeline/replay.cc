@@ -60,6 +60,7 @@ class Reporter {
       for (size_t w = 0; w < last.size(); ++w) last[w] = r.rolling[w].shipments;
       if (options_.print_every == PrintEvery::kNone) continue;
       if (options_.print_every == PrintEvery::kDay && r.bucket_end % kMsPerDay != 0) continue;
+      if (!options_.print_corridors && r.series.corridor != operators::kAllCorridors) continue;
       out_ << FormatUtc(r.bucket_end) << "  " << pipeline_.GroupName(r.series.group) << "  "
            << pipeline_.corridors().Code(r.series.corridor);
       const auto& windows = pipeline_.aggregator().options().rolling;

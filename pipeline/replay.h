@@ -35,6 +35,7 @@ struct ReplayOptions {
   EventFileFormat format = EventFileFormat::kProtobuf;
   std::string state_dir;                     // empty: in-memory state
   PrintEvery print_every = PrintEvery::kDay; // which window closes to print
+  bool print_corridors = true;               // false: only each group's total ("*")
   uint64_t commit_every = 10000;             // records between commits (state dir only)
   uint64_t max_records = 0;                  // stop after this many records; 0 = all
   std::string totals_csv;                    // also write final totals here (optional)

@@ -25,7 +25,7 @@
 //   }
 //
 // Fixtures destroy the store before the factory, so a factory may remove
-// its directory in its destructor. ScopedTempDir below is such a directory.
+// its directory in its destructor. tests/testing/temp_dir.h has one (ScopedTempDir).
 #ifndef SHORTFALL_TESTS_OPERATORS_STATE_STORE_CONTRACT_TEST_H_
 #define SHORTFALL_TESTS_OPERATORS_STATE_STORE_CONTRACT_TEST_H_
 
@@ -44,36 +44,11 @@
 
 #include "base/status.h"
 #include "operators/state_store.h"
+#include "tests/testing/temp_dir.h"
 
 namespace shortfall::operators::contract {
 
-// A directory made by mkdtemp under $TMPDIR (or /tmp), removed with all its
-// contents on destruction. On failure path() is empty and the test fails.
-class ScopedTempDir {
- public:
-  ScopedTempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
-    pattern += "/shortfall_test_XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp(" << pattern << ") failed";
-      return;
-    }
-    path_ = std::move(pattern);
-  }
-  ~ScopedTempDir() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::shortfall::testing::ScopedTempDir;
 
 inline ::testing::AssertionResult IsOk(const Status& status) {
   if (status.ok()) return ::testing::AssertionSuccess();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "scenario/generator.h"
+#include "tests/testing/temp_dir.h"
 
 namespace shortfall::pipeline {
 namespace {
@@ -31,14 +32,7 @@ struct ReadEntry {
 
 class EventFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "event_file_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
 
   static std::vector<EventRecord> Records(uint64_t n) {
     scenario::GeneratorOptions options;
@@ -92,7 +86,7 @@ class EventFileTest : public ::testing::Test {
     out << bytes;
   }
 
-  std::filesystem::path dir_;
+  testing::ScopedTempDir dir_;
 };
 
 TEST_F(EventFileTest, ProtobufRoundTripGivesEqualMessages) {
