@@ -98,8 +98,9 @@ VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
 void VolumeAggregator::AddTo(SeriesKey key, TimestampMs bucket_start, const VolumeDelta& delta) {
   Series& s = SeriesFor(key);
   if (s.last_bucket == nullptr || s.last_start != bucket_start) {
-    auto [it, inserted] = s.buckets.try_emplace(bucket_start);
-    if (inserted) {
+    const auto emplaced = s.buckets.try_emplace(bucket_start);
+    const BucketMap::iterator it = emplaced.first;
+    if (emplaced.second) {
       const auto move_back = [&](BucketMap::iterator& cursor) {
         if (cursor == s.buckets.end() || cursor->first > bucket_start) cursor = it;
       };
