@@ -24,10 +24,23 @@ bool NoKnownField(const google::protobuf::Message& message) {
 }
 
 template <typename Message>
+std::optional<Invalid> Decode(std::string_view value, PayloadFormat format, Message* out);
+
+// kAuto: a value starting with '{' is tried as JSON first; if that fails it
+// may still be binary (0x7B can start a binary event whose first field is
+// long), so protobuf gets a try before the JSON error is reported.
+template <typename Message>
+std::optional<Invalid> DecodeAuto(std::string_view value, Message* out) {
+  if (!LooksLikeJson(value)) return Decode(value, PayloadFormat::kProtobuf, out);
+  std::optional<Invalid> as_json = Decode(value, PayloadFormat::kJson, out);
+  if (!as_json) return std::nullopt;
+  if (!Decode(value, PayloadFormat::kProtobuf, out)) return std::nullopt;
+  return as_json;
+}
+
+template <typename Message>
 std::optional<Invalid> Decode(std::string_view value, PayloadFormat format, Message* out) {
-  if (format == PayloadFormat::kAuto) {
-    format = LooksLikeJson(value) ? PayloadFormat::kJson : PayloadFormat::kProtobuf;
-  }
+  if (format == PayloadFormat::kAuto) return DecodeAuto(value, out);
   if (format == PayloadFormat::kJson) {
     out->Clear();
     google::protobuf::util::JsonParseOptions options;
@@ -59,6 +72,16 @@ std::optional<Invalid> Decode(std::string_view value, PayloadFormat format, Mess
 }
 
 }  // namespace
+
+std::optional<TimestampMs> TimestampToMs(const google::protobuf::Timestamp& ts) {
+  constexpr int64_t kMinSeconds = -62135596800;  // 0001-01-01T00:00:00Z
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  if (ts.seconds() < kMinSeconds || ts.seconds() > kMaxSeconds || ts.nanos() < 0 ||
+      ts.nanos() >= 1000000000) {
+    return std::nullopt;
+  }
+  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
+}
 
 PayloadFormat PayloadFormatFromContentType(std::string_view content_type) {
   const auto has = [&](std::string_view s) { return content_type.find(s) != std::string_view::npos; };

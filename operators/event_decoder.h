@@ -2,9 +2,9 @@
 //
 // A value is binary protobuf (the wire format) or JSON in protobuf's JSON
 // mapping. With PayloadFormat::kAuto a value whose first non-blank byte is
-// '{' is read as JSON, anything else as protobuf: no v1 message can start
-// with 0x7B in binary (that byte is field 15 with the deprecated group wire
-// type), so the guess is never wrong for a valid event.
+// '{' is tried as JSON and, if that fails, as protobuf; anything else is
+// protobuf. (A binary event can look like that too — 0x0A 0x7B is a
+// 123-byte first field — which is why the fallback exists.)
 //
 // Pure functions; thread-safe. A value that cannot be decoded yields
 // Invalid{kUnparseable} with the parser's reason; nothing aborts.
@@ -14,6 +14,7 @@
 #include <optional>
 #include <string_view>
 
+#include "base/time.h"
 #include "operators/invalid_reason.h"
 #include "shortfall/v1/customs_event.pb.h"
 #include "shortfall/v1/shipment_event.pb.h"
@@ -21,6 +22,12 @@
 namespace shortfall::operators {
 
 enum class PayloadFormat { kAuto, kProtobuf, kJson };
+
+// A protobuf Timestamp as milliseconds, or nullopt when it lies outside
+// years 0001..9999 (the range protobuf's Timestamp allows) or its nanos are
+// outside [0, 1e9) — binary input is not range-checked by the parser, and
+// multiplying an unchecked value could overflow.
+std::optional<TimestampMs> TimestampToMs(const google::protobuf::Timestamp& ts);
 
 // Maps a content-type ("application/x-protobuf", "application/json", ...) to
 // a format; kAuto for empty or unknown types.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "operators/event_decoder.h"
+
 namespace shortfall::operators {
 namespace {
 
@@ -55,9 +57,6 @@ uint32_t PackCurrency(std::string_view code) {
   return packed;
 }
 
-TimestampMs ToMs(const google::protobuf::Timestamp& ts) {
-  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
-}
 
 // Digits of an HS code with dots removed: 6 to 10 digits -> first six as an
 // integer; -1 otherwise.
@@ -101,8 +100,11 @@ Status NormalizerOptions::Validate() const {
   }
   if (!(max_line_value_usd > 0)) return InvalidArgumentError("max_line_value_usd: must be > 0");
   // Fixed-point sums (operators/volume.h) need lines well inside int64.
-  if (max_line_quantity > 1e12 || max_line_gross_weight_kg > 1e12 || max_line_value_usd > 1e12) {
-    return InvalidArgumentError("max_line_*: at most 1e12 (fixed-point sums would overflow)");
+  // The largest unit factor is 1000 (TNE), the quantity scale 1000.
+  if (max_line_quantity > 1e12 || max_line_gross_weight_kg > 1e12 || max_line_value_usd > 1e13) {
+    return InvalidArgumentError(
+        "max_line_quantity and max_line_gross_weight_kg: at most 1e12; max_line_value_usd: at most "
+        "1e13 (one line must fit the fixed-point amounts of operators/volume.h)");
   }
   std::vector<uint32_t> seen;
   for (const auto& [code, rate] : usd_rates) {
@@ -148,19 +150,31 @@ std::optional<Invalid> EventNormalizer::CheckTime(const google::protobuf::Timest
                                                   bool check_future, TimestampMs record_time,
                                                   TimestampMs* out) const {
   if (event_time == nullptr) return Invalid{InvalidReason::kMissingEventTime, "event_time not set"};
-  const TimestampMs t = ToMs(*event_time);
-  if (t < kEarliestValid || t >= kLatestValid) {
-    return Invalid{InvalidReason::kAbsurdTimestamp, "event_time " + FormatUtc(t)};
+  const std::optional<TimestampMs> t = TimestampToMs(*event_time);
+  if (!t || *t < kEarliestValid || *t >= kLatestValid) {
+    return Invalid{InvalidReason::kAbsurdTimestamp,
+                   t ? "event_time " + FormatUtc(*t)
+                     : "event_time seconds " + std::to_string(event_time->seconds()) + " nanos " +
+                           std::to_string(event_time->nanos())};
   }
-  const TimestampMs reference = publish_time != nullptr ? ToMs(*publish_time) : record_time;
-  if (check_future && reference > 0 && t > reference + options_.max_future_skew) {
-    return Invalid{InvalidReason::kFutureTimestamp,
-                   "event_time " + FormatUtc(t) + " is more than " +
-                       FormatDuration(options_.max_future_skew) + " after " +
-                       (publish_time != nullptr ? "publish_time " : "record time ") +
-                       FormatUtc(reference)};
+  if (check_future) {
+    // Against every clock the record carries: one wrong clock (a producer's
+    // publish time) must not let an event from the future through, because
+    // it would move its partition's watermark ahead of every later event.
+    std::optional<TimestampMs> publish;
+    if (publish_time != nullptr) publish = TimestampToMs(*publish_time);
+    for (const auto& [name, reference] :
+         {std::pair<const char*, TimestampMs>{"publish_time ", publish.value_or(0)},
+          std::pair<const char*, TimestampMs>{"record time ", record_time}}) {
+      if (reference > 0 && *t > reference + options_.max_future_skew) {
+        return Invalid{InvalidReason::kFutureTimestamp,
+                       "event_time " + FormatUtc(*t) + " is more than " +
+                           FormatDuration(options_.max_future_skew) + " after " + name +
+                           FormatUtc(reference)};
+      }
+    }
   }
-  *out = t;
+  *out = *t;
   return std::nullopt;
 }
 
@@ -267,8 +281,11 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
   if (auto bad = CheckCorridor(event.corridor(), &out->corridor)) return bad;
   if (auto bad = CheckGoods(event.goods())) return bad;
 
+  // The crossing itself: an arrival at the border (an empty facility type is
+  // taken as the border, for feeds that do not say).
   const bool counts = out->actual && event.event_class() == v1::EVENT_CLASS_TRANSPORT &&
-                      event.event_type_code() == "ARRI";
+                      event.event_type_code() == "ARRI" &&
+                      (event.facility_type().empty() || event.facility_type() == "BOCR");
   if (!counts) return std::nullopt;
   if (lines_.empty()) return Invalid{InvalidReason::kNoGoods, "actual ARRI without goods lines"};
   for (const Line& line : lines_) {

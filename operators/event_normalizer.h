@@ -5,7 +5,7 @@
 //
 //   EventNormalizer normalizer(catalog, options, &corridors);
 //   NormalizedEvent ev;
-//   if (auto bad = normalizer.Normalize(shipment, publish_ms, &ev)) {
+//   if (auto bad = normalizer.Normalize(shipment, kafka_record_time_ms, &ev)) {
 //     dead_letter(bad->reason, bad->detail);
 //   }
 //
@@ -13,10 +13,12 @@
 // code or customs status, corridor, goods lines (in line order). Each problem
 // is an InvalidReason; a bad record never aborts anything.
 //
-// What counts: a ShipmentEvent counts volume when it is the actual (ACT)
-// transport arrival (ARRI) at the port of entry, which must carry goods. A
-// CustomsEvent counts one declaration per group under its status, and must
-// carry goods. Other valid shipment events count nothing. Actual events and
+// What counts: a ShipmentEvent counts volume when it is an actual (ACT)
+// transport arrival (ARRI) at the border — facility type BOCR, or none given —
+// which must carry goods; each such event counts one shipment per group of
+// its goods. A CustomsEvent counts one declaration per group under its
+// status, and must carry goods. Every accepted event counts: a resent event
+// counts again (deduplication by event_id is not done yet). Other valid shipment events count nothing. Actual events and
 // customs events are "actual" (checked for lateness, move watermarks);
 // planned or estimated ones are neither.
 //
@@ -81,7 +83,9 @@ class EventNormalizer {
                   CorridorTable* corridors);
 
   // Return nullopt and fill *out, or return why the event is invalid.
-  // `record_time` stands in for a missing publish_time (0: no check).
+  // `record_time` is the broker's (or the file's) timestamp of the record, 0
+  // when unknown. An actual event may be at most max_future_skew after its
+  // publish_time and after its record time.
   std::optional<Invalid> Normalize(const v1::ShipmentEvent& event, TimestampMs record_time,
                                    NormalizedEvent* out);
   std::optional<Invalid> Normalize(const v1::CustomsEvent& event, TimestampMs record_time,

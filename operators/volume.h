@@ -10,8 +10,9 @@
 // USD), rounded once per goods line. Sums of integers are exact, so a window
 // has the same value whatever order its contributions arrived in — across
 // Kafka partitions, restarts and replays — and a rolling window can be moved
-// by adding one bucket and subtracting another without drift. int64 holds
-// about 900 billion USD, 9 trillion kg or 9 quadrillion pieces per sum.
+// by adding one bucket and subtracting another without drift. An int64 sum
+// holds about 922 trillion USD, 9.2 quadrillion kg or 9.2 quadrillion pieces;
+// beyond that it wraps (defined, never undefined behaviour).
 #ifndef SHORTFALL_OPERATORS_VOLUME_H_
 #define SHORTFALL_OPERATORS_VOLUME_H_
 
@@ -19,12 +20,21 @@
 #include <cmath>
 #include <cstdint>
 
+#include <string_view>
+
 #include "operators/reference_data.h"
+#include "shortfall/v1/customs_event.pb.h"
 
 namespace shortfall::operators {
 
 // CustomsStatus values 0..7 (UNSPECIFIED is never counted).
 inline constexpr size_t kCustomsStatusCount = 8;
+static_assert(v1::CustomsStatus_ARRAYSIZE == kCustomsStatusCount,
+              "a new CustomsStatus needs a counter in VolumeDelta::customs");
+
+// "filed", "accepted", "hold", "hold_released", "exam_selected", "released",
+// "refused" (index 0, UNSPECIFIED, is "unspecified").
+std::string_view CustomsStatusName(size_t status);
 
 inline constexpr int64_t kQuantityScale = 1000;  // per canonical unit
 inline constexpr int64_t kWeightScale = 1000;    // grams per kg
@@ -37,6 +47,7 @@ inline int64_t ToFixed(double v, int64_t scale) {
 }
 
 struct VolumeDelta {
+ public:
   uint64_t shipments = 0;    // arrivals carrying goods of the group
   uint64_t goods_lines = 0;  // goods lines of the group in those arrivals
   std::array<int64_t, kUnitCount> quantity{};  // per canonical unit, x kQuantityScale
@@ -50,25 +61,27 @@ struct VolumeDelta {
   double gross_weight_kg() const { return static_cast<double>(gross_weight) / kWeightScale; }
   double declared_value_usd() const { return static_cast<double>(declared_value) / kValueScale; }
 
-  void Add(const VolumeDelta& other) {
-    shipments += other.shipments;
-    goods_lines += other.goods_lines;
-    for (size_t i = 0; i < kUnitCount; ++i) quantity[i] += other.quantity[i];
-    gross_weight += other.gross_weight;
-    declared_value += other.declared_value;
-    for (size_t i = 0; i < kCustomsStatusCount; ++i) customs[i] += other.customs[i];
-  }
+  void Add(const VolumeDelta& other) { Combine(other, +1); }
   // REQUIRES: `other` was added before (counts never go below zero).
-  void Subtract(const VolumeDelta& other) {
-    shipments -= other.shipments;
-    goods_lines -= other.goods_lines;
-    for (size_t i = 0; i < kUnitCount; ++i) quantity[i] -= other.quantity[i];
-    gross_weight -= other.gross_weight;
-    declared_value -= other.declared_value;
-    for (size_t i = 0; i < kCustomsStatusCount; ++i) customs[i] -= other.customs[i];
-  }
-  bool IsZero() const { return *this == VolumeDelta{}; }
+  void Subtract(const VolumeDelta& other) { Combine(other, -1); }
   friend bool operator==(const VolumeDelta&, const VolumeDelta&) = default;
+
+ private:
+  // Two's-complement arithmetic through uint64: exact, and wrapping rather
+  // than undefined if a sum ever leaves int64.
+  static void Wrap(int64_t& a, int64_t b, int sign) {
+    const uint64_t ub = static_cast<uint64_t>(b);
+    a = static_cast<int64_t>(static_cast<uint64_t>(a) + (sign > 0 ? ub : 0 - ub));
+  }
+  static void Wrap(uint64_t& a, uint64_t b, int sign) { a = sign > 0 ? a + b : a - b; }
+  void Combine(const VolumeDelta& o, int sign) {
+    Wrap(shipments, o.shipments, sign);
+    Wrap(goods_lines, o.goods_lines, sign);
+    for (size_t i = 0; i < kUnitCount; ++i) Wrap(quantity[i], o.quantity[i], sign);
+    Wrap(gross_weight, o.gross_weight, sign);
+    Wrap(declared_value, o.declared_value, sign);
+    for (size_t i = 0; i < kCustomsStatusCount; ++i) Wrap(customs[i], o.customs[i], sign);
+  }
 };
 
 }  // namespace shortfall::operators

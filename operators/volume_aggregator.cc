@@ -11,6 +11,7 @@ constexpr std::string_view kBucketsNs = "volume_buckets";
 constexpr std::string_view kTotalsNs = "volume_totals";
 constexpr std::string_view kWindowsNs = "volume_windows";
 constexpr std::string_view kClosedUntilKey = "closed_until";
+constexpr std::string_view kLayoutKey = "layout";
 
 // Big-endian with the sign bit flipped, so byte order is time order.
 std::string EncodeTime(TimestampMs t) {
@@ -57,19 +58,25 @@ bool DecodeVolume(std::string_view bytes, VolumeDelta* v) {
 }  // namespace
 
 Status WindowOptions::Validate() const {
-  if (bucket <= 0) return InvalidArgumentError("window.bucket: must be > 0");
+  if (bucket <= 0 || bucket > kMsPerDay || kMsPerDay % bucket != 0) {
+    return InvalidArgumentError("window.bucket: " + FormatDuration(bucket) +
+                                " (want a divisor of 24h, e.g. 15m, 1h, 6h, 24h)");
+  }
   if (rolling.empty() || rolling.size() > kMaxRollingWindows) {
     return InvalidArgumentError("window.rolling: want 1 to " + std::to_string(kMaxRollingWindows) +
                                 " windows");
   }
   for (DurationMs w : rolling) {
-    if (w <= 0 || w % bucket != 0) {
+    if (w <= 0 || w % bucket != 0 || w > 366 * kMsPerDay) {
       return InvalidArgumentError("window.rolling: " + FormatDuration(w) +
                                   " is not a positive multiple of the bucket " +
-                                  FormatDuration(bucket));
+                                  FormatDuration(bucket) + " of at most 366d");
     }
   }
-  if (allowed_lateness < 0) return InvalidArgumentError("window.allowed_lateness: must be >= 0");
+  if (allowed_lateness < 0 || allowed_lateness > 30 * kMsPerDay) {
+    return InvalidArgumentError("window.allowed_lateness: " + FormatDuration(allowed_lateness) +
+                                " (want 0 to 30d)");
+  }
   return OkStatus();
 }
 
@@ -121,18 +128,19 @@ bool VolumeAggregator::IsClosed(TimestampMs event_time) const {
   return closed_until_ != kMinTimestamp && event_time < closed_until_;
 }
 
-void VolumeAggregator::Add(GroupId group, CorridorId corridor, TimestampMs event_time,
+bool VolumeAggregator::Add(GroupId group, CorridorId corridor, TimestampMs event_time,
                            const VolumeDelta& delta) {
-  SHORTFALL_CHECK(!IsClosed(event_time));
+  if (IsClosed(event_time)) return false;
   const TimestampMs start = AlignDown(event_time, options_.bucket);
   AddTo(SeriesKey{group, corridor}, start, delta);
   if (corridor != kAllCorridors) AddTo(SeriesKey{group, kAllCorridors}, start, delta);
+  return true;
 }
 
-const std::vector<VolumeAggregator::Series*>& VolumeAggregator::SortedSeries() {
+const std::vector<VolumeAggregator::Series*>& VolumeAggregator::SortedSeries() const {
   if (sorted_stale_) {
     sorted_.clear();
-    for (auto& [packed, s] : series_) sorted_.push_back(&s);
+    for (auto& [packed, s] : series_) sorted_.push_back(const_cast<Series*>(&s));
     std::sort(sorted_.begin(), sorted_.end(), [&](const Series* a, const Series* b) {
       const std::string& ga = group_names_[a->key.group];
       const std::string& gb = group_names_[b->key.group];
@@ -218,7 +226,26 @@ void VolumeAggregator::AdvanceTo(TimestampMs watermark, std::vector<WindowReport
     closed_until_ = oldest;
     closed_until_dirty_ = true;
   }
-  while (closed_until_ + options_.bucket <= watermark) CloseBucket(closed_until_, out);
+  while (closed_until_ + options_.bucket <= watermark) {
+    const size_t before = out->size();
+    CloseBucket(closed_until_, out);
+    if (out->size() == before) SkipEmptySpan(watermark);
+  }
+}
+
+void VolumeAggregator::SkipEmptySpan(TimestampMs watermark) {
+  // Nothing was reported, so no series has a bucket in any window: jump to
+  // the next bucket holding data (or to the watermark) instead of closing
+  // empty buckets one by one across a gap — after a quiet weekend, or an
+  // event far ahead of the rest.
+  TimestampMs next = AlignDown(watermark, options_.bucket);
+  for (const auto& [packed, s] : series_) {
+    if (s.next_to_close != s.buckets.end()) next = std::min(next, s.next_to_close->first);
+  }
+  if (next <= closed_until_) return;
+  closed_until_ = next;
+  closed_until_dirty_ = true;
+  for (auto& [packed, s] : series_) RecomputeRolling(&s);
 }
 
 void VolumeAggregator::CloseAll(std::vector<WindowReport>* out) {
@@ -229,16 +256,10 @@ void VolumeAggregator::CloseAll(std::vector<WindowReport>* out) {
   if (newest != kMinTimestamp) AdvanceTo(newest + options_.bucket, out);
 }
 
-std::vector<std::pair<SeriesKey, VolumeDelta>> VolumeAggregator::Totals() const {
-  std::vector<std::pair<SeriesKey, VolumeDelta>> totals;
-  for (const auto& [packed, s] : series_) totals.emplace_back(s.key, s.total);
-  std::sort(totals.begin(), totals.end(), [&](const auto& a, const auto& b) {
-    const std::string& ga = group_names_[a.first.group];
-    const std::string& gb = group_names_[b.first.group];
-    if (ga != gb) return ga < gb;
-    return corridors_->Code(a.first.corridor) < corridors_->Code(b.first.corridor);
-  });
-  return totals;
+std::vector<SeriesSummary> VolumeAggregator::Summaries() const {
+  std::vector<SeriesSummary> summaries;
+  for (const Series* s : SortedSeries()) summaries.push_back({s->key, s->total, s->rolling});
+  return summaries;
 }
 
 size_t VolumeAggregator::bucket_count() const {
@@ -250,27 +271,47 @@ size_t VolumeAggregator::bucket_count() const {
 void VolumeAggregator::Flush(StateWriteBatch* batch) {
   for (const std::string& key : deleted_keys_) batch->Delete(kBucketsNs, key);
   deleted_keys_.clear();
-  for (auto& [packed, s] : series_) {
+  for (Series* s : SortedSeries()) {
     std::string prefix;
-    for (auto& [start, b] : s.buckets) {
+    for (auto& [start, b] : s->buckets) {
       if (!b.dirty) continue;
-      if (prefix.empty()) prefix = SeriesPrefix(s.key);
+      if (prefix.empty()) prefix = SeriesPrefix(s->key);
       batch->Put(kBucketsNs, prefix + EncodeTime(start), EncodeVolume(b.volume));
       b.dirty = false;
       b.persisted = true;
     }
-    if (s.total_dirty) {
-      batch->Put(kTotalsNs, SeriesPrefix(s.key), EncodeVolume(s.total));
-      s.total_dirty = false;
+    if (s->total_dirty) {
+      batch->Put(kTotalsNs, SeriesPrefix(s->key), EncodeVolume(s->total));
+      s->total_dirty = false;
     }
   }
+  // The layout goes with every flush: buckets mean nothing without it.
+  batch->Put(kWindowsNs, kLayoutKey, Layout());
   if (closed_until_dirty_) {
     batch->Put(kWindowsNs, kClosedUntilKey, EncodeTime(closed_until_));
     closed_until_dirty_ = false;
   }
 }
 
+std::string VolumeAggregator::Layout() const {
+  std::string layout = "bucket=" + FormatDuration(options_.bucket) + " windows=";
+  for (size_t w = 0; w < options_.rolling.size(); ++w) {
+    layout += (w > 0 ? "," : "") + FormatDuration(options_.rolling[w]);
+  }
+  return layout;
+}
+
 Status VolumeAggregator::Restore(const StateView& state) {
+  Status s = RestoreFrom(state);
+  if (!s.ok()) {  // leave nothing half-loaded behind
+    series_.clear();
+    sorted_stale_ = true;
+    closed_until_ = kMinTimestamp;
+  }
+  return s;
+}
+
+Status VolumeAggregator::RestoreFrom(const StateView& state) {
   series_.clear();
   sorted_stale_ = true;
   deleted_keys_.clear();
@@ -330,10 +371,18 @@ Status VolumeAggregator::Restore(const StateView& state) {
     return true;
   }));
   SHORTFALL_RETURN_IF_ERROR(error);
+  SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> layout, state.Get(kWindowsNs, kLayoutKey));
+  if (layout && *layout != Layout()) {
+    return FailedPreconditionError("the state was built with " + *layout + ", not " + Layout() +
+                                   "; use the same --bucket and --windows, or an empty state directory");
+  }
   SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> closed, state.Get(kWindowsNs, kClosedUntilKey));
   if (closed) {
     if (closed->size() != 8) return DataLossError("volume state: malformed closed_until");
     closed_until_ = DecodeTime(*closed);
+    if (AlignDown(closed_until_, options_.bucket) != closed_until_) {
+      return DataLossError("volume state: closed_until is not on a bucket boundary");
+    }
   }
   for (auto& [packed, s] : series_) RecomputeRolling(&s);
   return OkStatus();

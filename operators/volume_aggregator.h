@@ -65,6 +65,13 @@ struct SeriesKey {
   friend bool operator==(const SeriesKey&, const SeriesKey&) = default;
 };
 
+// A series' all-time total and its rolling windows as of closed_until().
+struct SeriesSummary {
+  SeriesKey series;
+  VolumeDelta total;
+  std::array<VolumeDelta, kMaxRollingWindows> rolling{};
+};
+
 // One series at one bucket close.
 struct WindowReport {
   TimestampMs bucket_start = 0;
@@ -80,10 +87,15 @@ class VolumeAggregator {
   // REQUIRES: options.Validate().ok(). `corridors` must outlive this.
   VolumeAggregator(const WindowOptions& options, std::vector<std::string> group_names,
                    CorridorTable* corridors);
+  // Not copyable or movable: series keep iterators into their own maps.
+  VolumeAggregator(const VolumeAggregator&) = delete;
+  VolumeAggregator& operator=(const VolumeAggregator&) = delete;
 
   // Adds `delta` to series (group, corridor) and (group, kAllCorridors) in
-  // the bucket of `event_time`. REQUIRES: !IsClosed(event_time).
-  void Add(GroupId group, CorridorId corridor, TimestampMs event_time, const VolumeDelta& delta);
+  // the bucket of `event_time`. Returns false, adding nothing, when that
+  // bucket has closed already (the caller counts the event as late).
+  [[nodiscard]] bool Add(GroupId group, CorridorId corridor, TimestampMs event_time,
+                         const VolumeDelta& delta);
 
   // True when the bucket holding `event_time` has been closed already.
   bool IsClosed(TimestampMs event_time) const;
@@ -97,11 +109,15 @@ class VolumeAggregator {
   // End of the newest closed bucket; kMinTimestamp before the first close.
   TimestampMs closed_until() const { return closed_until_; }
 
-  // All-time totals per series, in report order.
-  std::vector<std::pair<SeriesKey, VolumeDelta>> Totals() const;
+  // Every series' all-time total and current rolling windows, in report order.
+  std::vector<SeriesSummary> Summaries() const;
 
   // Persistence, namespaces "volume_buckets", "volume_totals" and
-  // "volume_windows": Flush writes what changed since the last Flush.
+  // "volume_windows": Flush writes what changed since the last Flush and
+  // marks it clean, so a batch whose Commit fails cannot be rebuilt: after a
+  // failed commit, Restore from the store before going on. Restore refuses
+  // state built with another bucket or window list (kFailedPrecondition); on
+  // any error it leaves the aggregator empty.
   void Flush(StateWriteBatch* batch);
   Status Restore(const StateView& state);
 
@@ -143,15 +159,18 @@ class VolumeAggregator {
   void CloseBucket(TimestampMs start, std::vector<WindowReport>* out);
   // Rebuilds a series' rolling sums and cursors from its buckets.
   void RecomputeRolling(Series* s) const;
-  const std::vector<Series*>& SortedSeries();
+  void SkipEmptySpan(TimestampMs watermark);
+  Status RestoreFrom(const StateView& state);
+  std::string Layout() const;  // "bucket=1h windows=24h,7d"
+  const std::vector<Series*>& SortedSeries() const;
   std::string SeriesPrefix(SeriesKey key) const;
 
   WindowOptions options_;
   std::vector<std::string> group_names_;
   CorridorTable* corridors_;
   std::unordered_map<uint64_t, Series> series_;
-  std::vector<Series*> sorted_;  // by (group name, corridor code); rebuilt when stale
-  bool sorted_stale_ = true;
+  mutable std::vector<Series*> sorted_;  // by (group name, corridor code); rebuilt when stale
+  mutable bool sorted_stale_ = true;
   TimestampMs closed_until_ = kMinTimestamp;
   bool closed_until_dirty_ = false;
   std::vector<std::string> deleted_keys_;  // bucket keys to delete on Flush

@@ -113,16 +113,24 @@ RecordResult VolumePipeline::Accept(PartitionKey partition) {
   if (normalized_.actual) {
     const TimestampMs t = normalized_.event_time;
     // A window closed under another partition's watermark counts too: its
-    // report is out and cannot change.
-    const bool window_closed = aggregator_.IsClosed(t);
+    // report is out and cannot change. Windows the combined watermark has
+    // passed count as closed even before DrainClosedWindows closes them, so
+    // the outcome does not depend on how often the caller drains.
+    const TimestampMs combined = watermarks_.Watermark();
+    const bool window_closed =
+        aggregator_.IsClosed(t) ||
+        (combined != kMinTimestamp && t < AlignDown(combined, options_.window.bucket));
     const Admission admission =
         window_closed ? Admission::kLate : watermarks_.Admit(partition, t);
     if (admission == Admission::kLate) {
       r.outcome = Outcome::kLate;
+      const TimestampMs partition_watermark = watermarks_.PartitionWatermark(partition);
       r.late_detail = "event_time " + FormatUtc(t) + " is before " +
-                      (window_closed
-                           ? "the end of the last closed window " + FormatUtc(aggregator_.closed_until())
-                           : "the partition watermark " + FormatUtc(watermarks_.PartitionWatermark(partition))) +
+                      (t < partition_watermark
+                           ? "the partition watermark " + FormatUtc(partition_watermark)
+                           : "the end of the last closed window " +
+                                 FormatUtc(std::max(aggregator_.closed_until(),
+                                                    AlignDown(combined, options_.window.bucket)))) +
                       " (allowed lateness " + FormatDuration(options_.window.allowed_lateness) + ")";
       Count(r);
       return r;
@@ -130,7 +138,8 @@ RecordResult VolumePipeline::Accept(PartitionKey partition) {
     if (admission == Admission::kOutOfOrder) ++counters_.out_of_order;
   }
   for (const GroupContribution& c : normalized_.groups) {
-    aggregator_.Add(c.group, normalized_.corridor, normalized_.event_time, c.delta);
+    // Cannot fail: non-actual events carry no groups, and lateness was checked.
+    SHORTFALL_CHECK(aggregator_.Add(c.group, normalized_.corridor, normalized_.event_time, c.delta));
   }
   counters_.unclassified_lines += normalized_.unclassified_lines;
   Count(r);

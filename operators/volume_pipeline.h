@@ -6,7 +6,8 @@
 // `shortfall replay` runs it over an event file. The Kafka runtime runs the
 // same pieces split across the repartition topic: EventNormalizer and the
 // lateness check in stage one (where the original record is, for the DLQ),
-// VolumeAggregator in stage two.
+// VolumeAggregator in stage two (which must then also treat a contribution
+// for a closed bucket as late: VolumeAggregator::Add reports it).
 //
 //   VolumePipeline pipeline(catalog, options);
 //   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, pipeline.Restore(store));
@@ -68,8 +69,13 @@ class VolumePipeline {
  public:
   // REQUIRES: options.Validate().ok().
   VolumePipeline(const Catalog& catalog, const PipelineOptions& options);
+  // Not copyable or movable: its parts point at its corridor table.
+  VolumePipeline(const VolumePipeline&) = delete;
+  VolumePipeline& operator=(const VolumePipeline&) = delete;
 
   // Loads the committed state of `store`; returns its checkpoint blob.
+  // REQUIRES: nothing commits to `store` meanwhile (the checkpoint is read
+  // apart from the snapshot the state is read from).
   Result<std::string> Restore(const StateStore& store);
 
   // Decodes `value` as the event type of `source` and processes it.
@@ -86,7 +92,8 @@ class VolumePipeline {
   // Closes every window holding data (end of input).
   void CloseAll(std::vector<WindowReport>* out);
 
-  // Writes everything changed since the last Flush.
+  // Writes everything changed since the last Flush and marks it clean. If
+  // the Commit of that batch fails, Restore before processing more.
   void Flush(StateWriteBatch* batch);
 
   const PipelineCounters& counters() const { return counters_; }

@@ -53,23 +53,6 @@ Admission WatermarkTracker::Admit(PartitionKey partition, TimestampMs event_time
   return Admission::kInOrder;
 }
 
-bool WatermarkTracker::IsLate(PartitionKey partition, TimestampMs event_time) const {
-  return event_time < PartitionWatermark(partition);
-}
-
-void WatermarkTracker::Observe(PartitionKey partition, TimestampMs event_time) {
-  auto [it, inserted] = partitions_.try_emplace(Pack(partition), Partition{event_time, true});
-  if (inserted) {
-    min_valid_ = false;
-    return;
-  }
-  if (event_time > it->second.max_event_time) {
-    if (it->second.max_event_time == cached_min_max_) min_valid_ = false;
-    it->second.max_event_time = event_time;
-    it->second.dirty = true;
-  }
-}
-
 TimestampMs WatermarkTracker::PartitionWatermark(PartitionKey partition) const {
   auto it = partitions_.find(Pack(partition));
   return it == partitions_.end() ? kMinTimestamp : it->second.max_event_time - allowed_lateness_;
@@ -85,16 +68,15 @@ TimestampMs WatermarkTracker::Watermark() const {
   return cached_min_max_ - allowed_lateness_;
 }
 
-TimestampMs WatermarkTracker::MaxEventTime() const {
-  TimestampMs max = kMinTimestamp;
-  for (const auto& [key, p] : partitions_) max = std::max(max, p.max_event_time);
-  return max;
-}
-
 void WatermarkTracker::Flush(StateWriteBatch* batch) {
+  std::vector<uint64_t> dirty;  // sorted, so equal states write equal batches
+  for (const auto& [key, p] : partitions_) {
+    if (p.dirty) dirty.push_back(key);
+  }
+  std::sort(dirty.begin(), dirty.end());
   internal::PartitionWatermarkState state;
-  for (auto& [key, p] : partitions_) {
-    if (!p.dirty) continue;
+  for (uint64_t key : dirty) {
+    Partition& p = partitions_[key];
     state.set_max_event_time_ms(p.max_event_time);
     batch->Put(kNamespace, EncodeKey(Unpack(key)), state.SerializeAsString());
     p.dirty = false;

@@ -46,20 +46,14 @@ class WatermarkTracker {
   // REQUIRES: allowed_lateness >= 0.
   explicit WatermarkTracker(DurationMs allowed_lateness);
 
-  // IsLate, then Observe unless late, with one lookup: the per-record call.
+  // Classifies an actual event against its partition's watermark and, unless
+  // it is late, records it (raising the partition's newest event time).
   Admission Admit(PartitionKey partition, TimestampMs event_time);
-
-  // True when `event_time` is older than the partition's watermark.
-  bool IsLate(PartitionKey partition, TimestampMs event_time) const;
-  // Records an accepted actual event (raises the partition's maximum).
-  void Observe(PartitionKey partition, TimestampMs event_time);
 
   // The partition's watermark; kMinTimestamp before its first event.
   TimestampMs PartitionWatermark(PartitionKey partition) const;
   // The smallest partition watermark; kMinTimestamp before any event.
   TimestampMs Watermark() const;
-  // Largest actual event time over all partitions; kMinTimestamp before any.
-  TimestampMs MaxEventTime() const;
 
   // Persistence, namespace "watermarks": Flush writes partitions changed
   // since the last Flush; Restore replaces the tracker's state.

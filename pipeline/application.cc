@@ -153,10 +153,10 @@ int Application::Replay(const std::vector<std::string>& args) {
   flags.Add("input", "FILE", "event file to replay; - for stdin");
   flags.Add("format", "pb|json", "length-delimited protobuf or JSON lines", "pb");
   flags.Add("state-dir", "DIR", "keep state in RocksDB here (resumes from its checkpoint); in memory when unset");
-  flags.Add("print", "none|hour|day", "which window closes to print", "day");
+  flags.Add("print", "none|bucket|day", "which window closes to print: every bucket's, or midnight UTC's", "day");
   flags.Add("series", "all|groups", "print every (group, corridor) or only group totals", "all");
   flags.Add("commit-every", "N", "records between state commits (with --state-dir)", "10000");
-  flags.Add("max-records", "N", "stop after N records (0: all), committing state", "0");
+  flags.Add("max-records", "N", "stop after N records (0: all); with --state-dir, a later replay resumes there", "0");
   flags.Add("totals-csv", "FILE", "also write the final totals as CSV");
   flags.Add("bucket", "DURATION", "tumbling bucket width", "1h");
   flags.Add("windows", "LIST", "rolling windows, comma-separated multiples of the bucket", "24h,7d");
@@ -202,9 +202,8 @@ int Application::Replay(const std::vector<std::string>& args) {
   if (!lateness.ok()) return usage_error(lateness.status().WithContext("--allowed-lateness"));
   options.pipeline.window.allowed_lateness = *lateness;
   options.pipeline.window.rolling.clear();
-  std::string_view list = flags.Get("windows");
-  const std::string windows_text(list);
-  list = windows_text;
+  const std::string windows_text = flags.Get("windows");
+  std::string_view list = windows_text;
   while (!list.empty()) {
     const size_t comma = list.find(',');
     Result<DurationMs> w = ParseDuration(list.substr(0, comma));
@@ -212,14 +211,20 @@ int Application::Replay(const std::vector<std::string>& args) {
     options.pipeline.window.rolling.push_back(*w);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
   }
-  if (Status s = options.pipeline.Validate(); !s.ok()) return usage_error(s);
+  if (Status s = options.pipeline.Validate(); !s.ok()) {
+    return usage_error(s.WithContext("--bucket, --windows or --allowed-lateness"));
+  }
 
   Result<operators::Catalog> catalog = LoadCatalog(flags);
   if (!catalog.ok()) return usage_error(catalog.status());
   if (Status s = RunReplay(options, *catalog, out_); !s.ok()) {
     out_.flush();
     err_ << "shortfall replay: " << s.ToString() << "\n";
-    return kExitFailure;
+    // A state directory or output path that does not fit the flags is a
+    // configuration error; anything else failed at run time.
+    const bool config = s.code() == StatusCode::kFailedPrecondition ||
+                        s.code() == StatusCode::kInvalidArgument;
+    return config ? kExitUsage : kExitFailure;
   }
   return kExitOk;
 }

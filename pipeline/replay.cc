@@ -1,6 +1,7 @@
 #include "pipeline/replay.h"
 
-#include <charconv>
+#include <cerrno>
+#include <cstring>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -23,28 +24,35 @@ using operators::WindowReport;
 
 constexpr std::string_view kCheckpointPrefix = "record=";
 
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
+// An exact decimal rendering of a fixed-point amount: FormatFixed(12345, 1000)
+// is "12.345". Exact where a double would round, and the same on every platform.
+std::string FormatFixed(int64_t v, int64_t scale) {
+  const bool negative = v < 0;
+  const uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  const uint64_t unit = static_cast<uint64_t>(scale);
+  std::string fraction = std::to_string(magnitude % unit);
+  const size_t digits = std::to_string(unit).size() - 1;
+  fraction.insert(0, digits - fraction.size(), '0');
+  return (negative ? "-" : "") + std::to_string(magnitude / unit) + (digits > 0 ? "." + fraction : "");
 }
 
-// "shipments=41 lines=58 gross_kg=1234.5 value_usd=23456.78 pcs=1200 filed=40 held=2"
+std::string Kg(const VolumeDelta& v) { return FormatFixed(v.gross_weight, operators::kWeightScale); }
+std::string Usd(const VolumeDelta& v) { return FormatFixed(v.declared_value, operators::kValueScale); }
+
+// "shipments=41 lines=58 gross_kg=1234.500 value_usd=23456.7800 pcs=1200.000 filed=40 hold=2"
 std::string DescribeVolume(const VolumeDelta& v) {
-  std::string s = "shipments=" + std::to_string(v.shipments) +
-                  " lines=" + std::to_string(v.goods_lines) +
-                  " gross_kg=" + Fmt("%.1f", v.gross_weight_kg()) +
-                  " value_usd=" + Fmt("%.2f", v.declared_value_usd());
+  std::string s = "shipments=" + std::to_string(v.shipments) + " lines=" + std::to_string(v.goods_lines) +
+                  " gross_kg=" + Kg(v) + " value_usd=" + Usd(v);
   for (size_t u = 0; u < operators::kUnitCount; ++u) {
-    const auto unit = static_cast<operators::Unit>(u);
     if (v.quantity[u] != 0) {
-      s += " " + std::string(operators::UnitName(unit)) + "=" + Fmt("%.3f", v.quantity_in(unit));
+      s += " " + std::string(operators::UnitName(static_cast<operators::Unit>(u))) + "=" +
+           FormatFixed(v.quantity[u], operators::kQuantityScale);
     }
   }
-  static constexpr std::string_view kCustomsNames[] = {
-      "", "filed", "accepted", "held", "hold_released", "exams", "released", "refused"};
   for (size_t c = 1; c < operators::kCustomsStatusCount; ++c) {
-    if (v.customs[c] != 0) s += " " + std::string(kCustomsNames[c]) + "=" + std::to_string(v.customs[c]);
+    if (v.customs[c] != 0) {
+      s += " " + std::string(operators::CustomsStatusName(c)) + "=" + std::to_string(v.customs[c]);
+    }
   }
   return s;
 }
@@ -54,11 +62,21 @@ class Reporter {
   Reporter(const ReplayOptions& options, const VolumePipeline& pipeline, std::ostream& out)
       : options_(options), pipeline_(pipeline), out_(out) {}
 
+  // Opens --totals-csv now, so a path that cannot be written stops the
+  // replay before it starts rather than after it has run.
+  Status Open() {
+    if (options_.totals_csv.empty()) return OkStatus();
+    csv_.open(options_.totals_csv, std::ios::trunc);
+    if (!csv_) {
+      return InvalidArgumentError("--totals-csv: cannot write '" + options_.totals_csv +
+                                  "': " + std::strerror(errno));
+    }
+    return OkStatus();
+  }
+
   void Print(const std::vector<WindowReport>& reports) {
+    if (options_.print_every == PrintEvery::kNone) return;
     for (const WindowReport& r : reports) {
-      auto& last = last_shipments_[Pack(r.series)];
-      for (size_t w = 0; w < last.size(); ++w) last[w] = r.rolling[w].shipments;
-      if (options_.print_every == PrintEvery::kNone) continue;
       if (options_.print_every == PrintEvery::kDay && r.bucket_end % kMsPerDay != 0) continue;
       if (!options_.print_corridors && r.series.corridor != operators::kAllCorridors) continue;
       out_ << FormatUtc(r.bucket_end) << "  " << pipeline_.GroupName(r.series.group) << "  "
@@ -66,8 +84,7 @@ class Reporter {
       const auto& windows = pipeline_.aggregator().options().rolling;
       for (size_t w = 0; w < windows.size(); ++w) {
         out_ << "  [" << FormatDuration(windows[w]) << "] shipments=" << r.rolling[w].shipments
-             << " gross_kg=" << Fmt("%.1f", r.rolling[w].gross_weight_kg())
-             << " value_usd=" << Fmt("%.2f", r.rolling[w].declared_value_usd());
+             << " gross_kg=" << Kg(r.rolling[w]) << " value_usd=" << Usd(r.rolling[w]);
       }
       out_ << "\n";
     }
@@ -75,43 +92,42 @@ class Reporter {
 
   Status Summary() {
     const operators::PipelineCounters& c = pipeline_.counters();
-    const auto& windows = pipeline_.aggregator().options().rolling;
-    out_ << "\n== totals per group and corridor (all time; last windows at "
-         << FormatUtc(pipeline_.aggregator().closed_until()) << ") ==\n";
-    std::ofstream csv;
-    if (!options_.totals_csv.empty()) {
-      csv.open(options_.totals_csv, std::ios::trunc);
-      if (!csv) return UnavailableError("cannot write --totals-csv " + options_.totals_csv);
-      csv << "group,corridor,shipments,goods_lines,gross_weight_kg,declared_value_usd";
+    const operators::VolumeAggregator& aggregator = pipeline_.aggregator();
+    const auto& windows = aggregator.options().rolling;
+    out_ << "\n== totals per group and corridor (all time; last windows end "
+         << (aggregator.closed_until() == kMinTimestamp ? std::string("nowhere: none closed")
+                                                        : FormatUtc(aggregator.closed_until()))
+         << ") ==\n";
+    if (csv_.is_open()) {
+      csv_ << "group,corridor,shipments,goods_lines,gross_weight_kg,declared_value_usd";
       for (size_t u = 0; u < operators::kUnitCount; ++u) {
-        csv << ",quantity_" << operators::UnitName(static_cast<operators::Unit>(u));
+        csv_ << ",quantity_" << operators::UnitName(static_cast<operators::Unit>(u));
       }
-      csv << ",customs_filed,customs_accepted,customs_hold,customs_hold_released,"
-             "customs_exam_selected,customs_released,customs_refused\n";
+      for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) {
+        csv_ << ",customs_" << operators::CustomsStatusName(s);
+      }
+      csv_ << "\n";
     }
-    for (const auto& [key, total] : pipeline_.aggregator().Totals()) {
-      const std::string group(pipeline_.GroupName(key.group));
-      const std::string& corridor = pipeline_.corridors().Code(key.corridor);
+    for (const operators::SeriesSummary& summary : aggregator.Summaries()) {
+      const VolumeDelta& total = summary.total;
+      const std::string group(pipeline_.GroupName(summary.series.group));
+      const std::string& corridor = pipeline_.corridors().Code(summary.series.corridor);
       out_ << group << "  " << corridor << "  " << DescribeVolume(total);
-      if (auto it = last_shipments_.find(Pack(key)); it != last_shipments_.end()) {
-        for (size_t w = 0; w < windows.size(); ++w) {
-          out_ << "  [last " << FormatDuration(windows[w]) << "] shipments=" << it->second[w];
-        }
+      for (size_t w = 0; w < windows.size(); ++w) {
+        out_ << "  [last " << FormatDuration(windows[w]) << "] shipments=" << summary.rolling[w].shipments;
       }
       out_ << "\n";
-      if (csv.is_open()) {
-        csv << group << "," << corridor << "," << total.shipments << "," << total.goods_lines << ","
-            << Fmt("%.3f", total.gross_weight_kg()) << "," << Fmt("%.4f", total.declared_value_usd());
-        for (size_t u = 0; u < operators::kUnitCount; ++u) {
-          csv << "," << Fmt("%.3f", total.quantity_in(static_cast<operators::Unit>(u)));
-        }
-        for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv << "," << total.customs[s];
-        csv << "\n";
+      if (csv_.is_open()) {
+        csv_ << group << "," << corridor << "," << total.shipments << "," << total.goods_lines << ","
+             << Kg(total) << "," << Usd(total);
+        for (int64_t q : total.quantity) csv_ << "," << FormatFixed(q, operators::kQuantityScale);
+        for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv_ << "," << total.customs[s];
+        csv_ << "\n";
       }
     }
-    if (csv.is_open()) {
-      csv.close();
-      if (!csv) return UnavailableError("write failed for --totals-csv " + options_.totals_csv);
+    if (csv_.is_open()) {
+      csv_.close();
+      if (!csv_) return UnavailableError("--totals-csv: write failed for '" + options_.totals_csv + "'");
     }
     out_ << "\n== records ==\n"
          << "records " << c.records << "  accepted " << c.accepted << "  invalid "
@@ -133,41 +149,48 @@ class Reporter {
   const ReplayOptions& options_;
   const VolumePipeline& pipeline_;
   std::ostream& out_;
-  static uint64_t Pack(operators::SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
-  // Rolling shipments of each series at its last report, for the summary.
-  std::unordered_map<uint64_t, std::array<uint64_t, operators::kMaxRollingWindows>> last_shipments_;
+  std::ofstream csv_;
 };
 
-Result<uint64_t> ParseCheckpoint(const std::string& blob) {
-  if (blob.empty()) return uint64_t{0};
-  if (blob.rfind(kCheckpointPrefix, 0) != 0) {
-    return FailedPreconditionError("state checkpoint '" + blob + "' is not a replay position");
+// Where a replay stands in its input: records consumed and the byte offset
+// after them, so a resume over a different file is caught, not silently
+// skipped into. Kept as the state store's checkpoint: "record=N offset=B".
+struct Position {
+  uint64_t record = 0;
+  uint64_t offset = 0;
+  std::string Encode() const {
+    return std::string(kCheckpointPrefix) + std::to_string(record) + " offset=" + std::to_string(offset);
   }
-  uint64_t v = 0;
-  const char* begin = blob.data() + kCheckpointPrefix.size();
-  auto [p, ec] = std::from_chars(begin, blob.data() + blob.size(), v);
-  if (ec != std::errc() || p != blob.data() + blob.size()) {
-    return DataLossError("state checkpoint '" + blob + "' is malformed");
-  }
-  return v;
-}
+};
 
-TimestampMs ToMs(const google::protobuf::Timestamp& ts) {
-  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
+Result<Position> ParseCheckpoint(const std::string& blob) {
+  Position p;
+  if (blob.empty()) return p;
+  char tail = 0;
+  unsigned long long record = 0, offset = 0;
+  if (std::sscanf(blob.c_str(), "record=%llu offset=%llu%c", &record, &offset, &tail) != 2) {
+    return FailedPreconditionError("the state's checkpoint '" + blob +
+                                   "' is not a replay position; was the directory made by "
+                                   "something other than replay?");
+  }
+  p.record = record;
+  p.offset = offset;
+  return p;
 }
 
 }  // namespace
 
 Result<PrintEvery> ParsePrintEvery(std::string_view text) {
   if (text == "none") return PrintEvery::kNone;
-  if (text == "hour") return PrintEvery::kHour;
+  if (text == "bucket") return PrintEvery::kBucket;
   if (text == "day") return PrintEvery::kDay;
-  return InvalidArgumentError("--print: '" + std::string(text) + "' (want none, hour or day)");
+  return InvalidArgumentError("--print: '" + std::string(text) + "' (want none, bucket or day)");
 }
 
 Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog,
                  std::ostream& out) {
   SHORTFALL_RETURN_IF_ERROR(options.pipeline.Validate());
+  if (options.commit_every == 0) return InvalidArgumentError("--commit-every: must be > 0");
   std::unique_ptr<operators::StateStore> store;
   if (options.state_dir.empty()) {
     store = std::make_unique<operators::InMemoryStateStore>();
@@ -176,28 +199,45 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
   }
   VolumePipeline pipeline(catalog, options.pipeline);
   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, pipeline.Restore(*store));
-  SHORTFALL_ASSIGN_OR_RETURN(const uint64_t resume_from, ParseCheckpoint(checkpoint));
+  SHORTFALL_ASSIGN_OR_RETURN(const Position resume, ParseCheckpoint(checkpoint));
   SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<EventFileReader> reader,
                              EventFileReader::Open(options.input, options.format));
-  if (resume_from > 0) out << "resuming after record " << resume_from << " from " << options.state_dir << "\n";
-
   Reporter reporter(options, pipeline, out);
+  SHORTFALL_RETURN_IF_ERROR(reporter.Open());
+  if (resume.record > 0) {
+    out << "resuming after record " << resume.record << " from " << options.state_dir << "\n";
+  }
+
   std::vector<WindowReport> reports;
   operators::StateWriteBatch batch;
-  const auto commit = [&](uint64_t position) -> Status {
+  const auto commit = [&](const Position& position) -> Status {
     if (options.state_dir.empty()) return OkStatus();
     batch.Clear();
     pipeline.Flush(&batch);
-    return store->Commit(batch, std::string(kCheckpointPrefix) + std::to_string(position));
+    return store->Commit(batch, position.Encode());
+  };
+  const auto input_differs = [&](uint64_t offset) {
+    return FailedPreconditionError(
+        "--input differs from the file the state in " + options.state_dir + " was built from: "
+        "record " + std::to_string(resume.record) + " should start at byte " +
+        std::to_string(resume.offset) + ", it starts at " + std::to_string(offset));
   };
 
   EventFileEntry entry;
   uint64_t processed = 0;
+  uint64_t offset = 0;  // where the entry being read starts
   bool stopped_early = false;
   while (true) {
+    offset = reader->bytes_read();
     SHORTFALL_ASSIGN_OR_RETURN(const bool more, reader->Next(&entry));
-    if (!more) break;
-    if (entry.index < resume_from) continue;
+    if (!more) {
+      if (resume.record > 0 && processed == 0 && offset != resume.offset) return input_differs(offset);
+      break;
+    }
+    if (entry.index < resume.record) continue;
+    if (entry.index == resume.record && resume.record > 0 && offset != resume.offset) {
+      return input_differs(offset);
+    }
     if (options.max_records > 0 && processed == options.max_records) {
       stopped_early = true;
       break;
@@ -207,7 +247,8 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
       pipeline.Reject(Invalid{InvalidReason::kUnparseable, entry.error});
     } else {
       const v1::EventRecord& r = entry.record();
-      const TimestampMs record_time = r.has_record_time() ? ToMs(r.record_time()) : 0;
+      const TimestampMs record_time =
+          r.has_record_time() ? operators::TimestampToMs(r.record_time()).value_or(0) : 0;
       switch (r.payload_case()) {
         case v1::EventRecord::kShipment:
           pipeline.Process(r.shipment(), r.partition(), record_time);
@@ -233,19 +274,23 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
     reports.clear();
     pipeline.DrainClosedWindows(&reports);
     reporter.Print(reports);
-    if (processed % options.commit_every == 0) SHORTFALL_RETURN_IF_ERROR(commit(entry.index + 1));
+    if (processed % options.commit_every == 0) {
+      SHORTFALL_RETURN_IF_ERROR(commit(Position{entry.index + 1, reader->bytes_read()}));
+    }
   }
-  const uint64_t position = resume_from + processed;
+  // Stopped early, the entry at `offset` was read but not processed.
+  const Position end{resume.record + processed, stopped_early ? offset : reader->bytes_read()};
   if (!stopped_early) {
     reports.clear();
     pipeline.CloseAll(&reports);
     reporter.Print(reports);
   }
-  SHORTFALL_RETURN_IF_ERROR(commit(position));
   if (stopped_early) {
-    out << "stopped after " << processed << " records (--max-records); state committed at record "
-        << position << "\n";
+    out << "stopped after " << processed << " records (--max-records)";
+    if (!options.state_dir.empty()) out << "; state committed at record " << end.record;
+    out << "\n";
   }
+  SHORTFALL_RETURN_IF_ERROR(commit(end));
   return reporter.Summary();
 }
 

@@ -7,10 +7,11 @@
 // only on the input and the options: the same file gives byte-identical
 // output, whether state is in memory or in RocksDB (--state-dir).
 //
-// With a state directory, state and the position in the file are committed
-// together every `commit_every` records; a replay over a directory that
-// holds a checkpoint resumes after the last committed record, as the Kafka
-// runtime resumes from committed offsets.
+// With a state directory, state and the position in the file (records and
+// byte offset) are committed together every `commit_every` records; a replay
+// over a directory that holds a checkpoint resumes after the last committed
+// record, as the Kafka runtime resumes from committed offsets, and refuses
+// an input whose records do not line up with that position.
 //
 // Thread-safety: RunReplay is reentrant; it shares nothing between calls.
 #ifndef SHORTFALL_PIPELINE_REPLAY_H_
@@ -27,8 +28,10 @@
 
 namespace shortfall::pipeline {
 
-enum class PrintEvery { kNone, kHour, kDay };
-Result<PrintEvery> ParsePrintEvery(std::string_view text);  // "none" | "hour" | "day"
+// Which window closes replay prints: none, every bucket close, or the closes
+// that fall on midnight UTC.
+enum class PrintEvery { kNone, kBucket, kDay };
+Result<PrintEvery> ParsePrintEvery(std::string_view text);  // "none" | "bucket" | "day"
 
 struct ReplayOptions {
   std::string input;                         // path, "-" for stdin

@@ -58,6 +58,34 @@ TEST(EventDecoder, BytesWithOnlyUnknownFieldsAreUnparseable) {
   EXPECT_EQ(r->reason, InvalidReason::kUnparseable);
 }
 
+TEST(EventDecoder, ABinaryEventThatStartsLikeJsonStillDecodes) {
+  // event_id is field 1: a 123-byte id starts the bytes with 0x0A 0x7B ("\n{").
+  v1::ShipmentEvent in = testing::Arrival(testing::kMonday);
+  in.set_event_id(std::string(123, 'x'));
+  std::string bytes = in.SerializeAsString();
+  ASSERT_EQ(bytes.substr(0, 2), "\x0a\x7b");
+  v1::ShipmentEvent out;
+  EXPECT_FALSE(DecodeShipmentEvent(bytes, PayloadFormat::kAuto, &out).has_value());
+  // and one whose id starts with '{' makes the very first byte... still 0x0A; force '{' first:
+  in.clear_event_id();
+  in.set_event_id("{x}");
+  bytes = in.SerializeAsString();
+  EXPECT_FALSE(DecodeShipmentEvent(bytes, PayloadFormat::kAuto, &out).has_value());
+  EXPECT_EQ(out.event_id(), "{x}");
+}
+
+TEST(EventDecoder, TimestampsOutsideTheProtobufRangeAreRefused) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(1767571200);
+  ts.set_nanos(250000000);
+  EXPECT_EQ(TimestampToMs(ts), 1767571200250);
+  ts.set_seconds(int64_t{1} << 60);  // would overflow when scaled to ms
+  EXPECT_FALSE(TimestampToMs(ts).has_value());
+  ts.set_seconds(0);
+  ts.set_nanos(-1);
+  EXPECT_FALSE(TimestampToMs(ts).has_value());
+}
+
 TEST(EventDecoder, ContentTypeChoosesTheFormat) {
   EXPECT_EQ(PayloadFormatFromContentType("application/json"), PayloadFormat::kJson);
   EXPECT_EQ(PayloadFormatFromContentType("application/x-protobuf"), PayloadFormat::kProtobuf);

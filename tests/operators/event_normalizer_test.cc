@@ -143,6 +143,31 @@ TEST_F(EventNormalizerTest, FutureTimestampIsMeasuredFromPublishTime) {
   ExpectInvalid(e, InvalidReason::kFutureTimestamp);
 }
 
+TEST_F(EventNormalizerTest, AWrongPublishTimeDoesNotLetAFutureEventThrough) {
+  // The producer's clock says 2099 too; the broker's record time does not.
+  v1::ShipmentEvent e = Arrival(*ParseUtc("2099-01-01T00:00:00Z"));
+  std::optional<Invalid> bad = normalizer_.Normalize(e, kMonday, &out_);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->reason, InvalidReason::kFutureTimestamp);
+  EXPECT_NE(bad->detail.find("record time"), std::string::npos) << bad->detail;
+}
+
+TEST_F(EventNormalizerTest, OutOfRangeBinaryTimestampsAreAbsurd) {
+  v1::ShipmentEvent e = Arrival(kMonday);
+  e.mutable_event_time()->set_seconds(int64_t{1} << 60);
+  ExpectInvalid(e, InvalidReason::kAbsurdTimestamp);
+}
+
+TEST_F(EventNormalizerTest, OnlyArrivalsAtTheBorderCountVolume) {
+  v1::ShipmentEvent e = Arrival(kMonday);
+  e.set_facility_type("INTE");  // arrival at an inland terminal: not the crossing
+  ASSERT_FALSE(Run(e).has_value());
+  EXPECT_TRUE(out_.groups.empty());
+  e.clear_facility_type();  // unspecified is taken as the border
+  ASSERT_FALSE(Run(e).has_value());
+  EXPECT_FALSE(out_.groups.empty());
+}
+
 TEST_F(EventNormalizerTest, FutureTimestampFallsBackToRecordTime) {
   v1::ShipmentEvent e = Arrival(kMonday);
   e.clear_publish_time();

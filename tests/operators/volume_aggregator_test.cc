@@ -44,8 +44,8 @@ class VolumeAggregatorTest : public ::testing::Test {
 
 TEST_F(VolumeAggregatorTest, AnEventExactlyOnABoundaryBelongsToTheBucketItStarts) {
   VolumeAggregator a = Make();
-  a.Add(0, laredo_, 2 * kHour, Shipments(1));       // starts bucket [2h, 3h)
-  a.Add(0, laredo_, 2 * kHour - 1, Shipments(10));  // last ms of [1h, 2h)
+  ASSERT_TRUE(a.Add(0, laredo_, 2 * kHour, Shipments(1)));       // starts bucket [2h, 3h)
+  ASSERT_TRUE(a.Add(0, laredo_, 2 * kHour - 1, Shipments(10)));  // last ms of [1h, 2h)
   a.AdvanceTo(3 * kHour, &reports_);
   const WindowReport* b1 = Find(reports_, 2 * kHour, 0, laredo_);
   const WindowReport* b2 = Find(reports_, 3 * kHour, 0, laredo_);
@@ -58,7 +58,7 @@ TEST_F(VolumeAggregatorTest, AnEventExactlyOnABoundaryBelongsToTheBucketItStarts
 
 TEST_F(VolumeAggregatorTest, ABucketClosesOnlyWhenTheWatermarkReachesItsEnd) {
   VolumeAggregator a = Make();
-  a.Add(0, laredo_, kHour + 5, Shipments(1));
+  ASSERT_TRUE(a.Add(0, laredo_, kHour + 5, Shipments(1)));
   a.AdvanceTo(2 * kHour - 1, &reports_);
   EXPECT_TRUE(reports_.empty());
   EXPECT_FALSE(a.IsClosed(kHour));
@@ -69,10 +69,18 @@ TEST_F(VolumeAggregatorTest, ABucketClosesOnlyWhenTheWatermarkReachesItsEnd) {
   EXPECT_EQ(a.closed_until(), 2 * kHour);
 }
 
+TEST_F(VolumeAggregatorTest, AddingToAClosedBucketIsRefusedAndChangesNothing) {
+  VolumeAggregator a = Make();
+  ASSERT_TRUE(a.Add(0, laredo_, kHour, Shipments(1)));
+  a.AdvanceTo(2 * kHour, &reports_);
+  EXPECT_FALSE(a.Add(0, laredo_, 2 * kHour - 1, Shipments(5)));
+  EXPECT_EQ(a.Summaries()[1].total.shipments, 1u);
+}
+
 TEST_F(VolumeAggregatorTest, EveryEventAlsoCountsInTheGroupTotal) {
   VolumeAggregator a = Make();
-  a.Add(0, laredo_, 0, Shipments(2));
-  a.Add(0, detroit_, 0, Shipments(3));
+  ASSERT_TRUE(a.Add(0, laredo_, 0, Shipments(2)));
+  ASSERT_TRUE(a.Add(0, detroit_, 0, Shipments(3)));
   a.AdvanceTo(kHour, &reports_);
   const WindowReport* total = Find(reports_, kHour, 0, kAllCorridors);
   ASSERT_NE(total, nullptr);
@@ -81,7 +89,7 @@ TEST_F(VolumeAggregatorTest, EveryEventAlsoCountsInTheGroupTotal) {
 
 TEST_F(VolumeAggregatorTest, RollingWindowsSumTheBucketsTheyCover) {
   VolumeAggregator a = Make();
-  for (int h = 0; h < 8; ++h) a.Add(0, laredo_, h * kHour, Shipments(uint64_t{1} << h));
+  for (int h = 0; h < 8; ++h) ASSERT_TRUE(a.Add(0, laredo_, h * kHour, Shipments(uint64_t{1} << h)));
   a.AdvanceTo(8 * kHour, &reports_);
   const WindowReport* r = Find(reports_, 8 * kHour, 0, laredo_);
   ASSERT_NE(r, nullptr);
@@ -91,7 +99,7 @@ TEST_F(VolumeAggregatorTest, RollingWindowsSumTheBucketsTheyCover) {
 
 TEST_F(VolumeAggregatorTest, AStoppedFlowReportsZerosUntilItLeavesTheLongestWindow) {
   VolumeAggregator a = Make();
-  a.Add(0, laredo_, 0, Shipments(7));
+  ASSERT_TRUE(a.Add(0, laredo_, 0, Shipments(7)));
   a.AdvanceTo(10 * kHour, &reports_);
   for (int end = 1; end <= 6; ++end) {
     const WindowReport* r = Find(reports_, end * kHour, 0, laredo_);
@@ -105,9 +113,9 @@ TEST_F(VolumeAggregatorTest, AStoppedFlowReportsZerosUntilItLeavesTheLongestWind
 
 TEST_F(VolumeAggregatorTest, ReportsComeInBucketThenGroupThenCorridorOrder) {
   VolumeAggregator a = Make();
-  a.Add(1, laredo_, 0, Shipments(1));
-  a.Add(0, laredo_, 0, Shipments(1));
-  a.Add(0, detroit_, 0, Shipments(1));
+  ASSERT_TRUE(a.Add(1, laredo_, 0, Shipments(1)));
+  ASSERT_TRUE(a.Add(0, laredo_, 0, Shipments(1)));
+  ASSERT_TRUE(a.Add(0, detroit_, 0, Shipments(1)));
   a.AdvanceTo(2 * kHour, &reports_);
   std::vector<std::string> order;
   for (const WindowReport& r : reports_) {
@@ -131,11 +139,13 @@ TEST_F(VolumeAggregatorTest, SumsDoNotDependOnTheOrderContributionsArrive) {
   // When two aggregators receive them in opposite orders
   VolumeAggregator a = Make(), b = Make();
   for (size_t i = 0; i < deltas.size(); ++i) {
-    a.Add(0, laredo_, 0, deltas[i]);
-    b.Add(0, laredo_, 0, deltas[deltas.size() - 1 - i]);
+    ASSERT_TRUE(a.Add(0, laredo_, 0, deltas[i]));
+    ASSERT_TRUE(b.Add(0, laredo_, 0, deltas[deltas.size() - 1 - i]));
   }
   // Then every sum is identical, bit for bit
-  EXPECT_EQ(a.Totals(), b.Totals());
+  const auto sa = a.Summaries(), sb = b.Summaries();
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_EQ(sa[i].total, sb[i].total);
   std::vector<WindowReport> ra, rb;
   a.CloseAll(&ra);
   b.CloseAll(&rb);
@@ -145,14 +155,14 @@ TEST_F(VolumeAggregatorTest, SumsDoNotDependOnTheOrderContributionsArrive) {
 
 TEST_F(VolumeAggregatorTest, TotalsOutliveExpiredBuckets) {
   VolumeAggregator a = Make();
-  a.Add(0, laredo_, 0, Shipments(7, 1.5));
-  a.Add(0, laredo_, 20 * kHour, Shipments(1));
+  ASSERT_TRUE(a.Add(0, laredo_, 0, Shipments(7, 1.5)));
+  ASSERT_TRUE(a.Add(0, laredo_, 20 * kHour, Shipments(1)));
   a.CloseAll(&reports_);
-  auto totals = a.Totals();
-  ASSERT_EQ(totals.size(), 2u);
-  EXPECT_EQ(totals[1].first, (SeriesKey{0, laredo_}));
-  EXPECT_EQ(totals[1].second.shipments, 8u);
-  EXPECT_EQ(totals[1].second.gross_weight_kg(), 1.5);
+  auto summaries = a.Summaries();
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_EQ(summaries[1].series, (SeriesKey{0, laredo_}));
+  EXPECT_EQ(summaries[1].total.shipments, 8u);
+  EXPECT_EQ(summaries[1].total.gross_weight_kg(), 1.5);
   EXPECT_EQ(a.closed_until(), 21 * kHour);
 }
 
@@ -160,7 +170,7 @@ TEST_F(VolumeAggregatorTest, RestoreGivesTheSameFutureReports) {
   // Given an aggregator that flushed mid-stream
   VolumeAggregator a = Make();
   InMemoryStateStore store;
-  for (int h = 0; h < 5; ++h) a.Add(0, laredo_, h * kHour, Shipments(h + 1));
+  for (int h = 0; h < 5; ++h) ASSERT_TRUE(a.Add(0, laredo_, h * kHour, Shipments(h + 1)));
   a.AdvanceTo(3 * kHour, &reports_);
   StateWriteBatch batch;
   a.Flush(&batch);
@@ -173,8 +183,8 @@ TEST_F(VolumeAggregatorTest, RestoreGivesTheSameFutureReports) {
   EXPECT_EQ(b.closed_until(), 3 * kHour);
   EXPECT_TRUE(b.IsClosed(3 * kHour - 1));
   std::vector<WindowReport> ra, rb;
-  a.Add(0, laredo_, 6 * kHour, Shipments(100));
-  b.Add(0, *other_corridors.InternCode("MX-US-2304"), 6 * kHour, Shipments(100));
+  ASSERT_TRUE(a.Add(0, laredo_, 6 * kHour, Shipments(100)));
+  ASSERT_TRUE(b.Add(0, *other_corridors.InternCode("MX-US-2304"), 6 * kHour, Shipments(100)));
   a.CloseAll(&ra);
   b.CloseAll(&rb);
   ASSERT_EQ(ra.size(), rb.size());
@@ -183,12 +193,12 @@ TEST_F(VolumeAggregatorTest, RestoreGivesTheSameFutureReports) {
     EXPECT_EQ(corridors_.Code(ra[i].series.corridor), other_corridors.Code(rb[i].series.corridor));
     EXPECT_EQ(ra[i].rolling[1], rb[i].rolling[1]);
   }
-  EXPECT_EQ(a.Totals()[1].second, b.Totals()[1].second);
+  EXPECT_EQ(a.Summaries()[1].total, b.Summaries()[1].total);
 }
 
 TEST_F(VolumeAggregatorTest, RestoreRefusesStateOfAGroupTheCatalogLacks) {
   VolumeAggregator a = Make();
-  a.Add(1, laredo_, 0, Shipments(1));
+  ASSERT_TRUE(a.Add(1, laredo_, 0, Shipments(1)));
   InMemoryStateStore store;
   StateWriteBatch batch;
   a.Flush(&batch);
@@ -212,11 +222,8 @@ TEST_F(VolumeAggregatorTest, RollingSumsMatchABruteForceSumUnderRandomTraffic) {
     if (rng() % 50 == 0) clock += static_cast<TimestampMs>(rng() % (30 * kHour));  // a gap
     const TimestampMs t = clock - static_cast<TimestampMs>(rng() % (5 * kHour));
     const CorridorId c = rng() % 2 ? laredo_ : detroit_;
-    if (!a.IsClosed(t)) {
-      const uint64_t n = 1 + rng() % 9;
-      a.Add(0, c, t, Shipments(n));
-      added[{c, AlignDown(t, kHour)}] += n;
-    }
+    const uint64_t n = 1 + rng() % 9;
+    if (a.Add(0, c, t, Shipments(n))) added[{c, AlignDown(t, kHour)}] += n;
     const TimestampMs watermark = clock - 5 * kHour - static_cast<TimestampMs>(rng() % kHour);
     a.AdvanceTo(watermark, &reports);
   }
@@ -241,7 +248,7 @@ TEST_F(VolumeAggregatorTest, RollingSumsMatchABruteForceSumUnderRandomTraffic) {
 TEST(WindowOptions, RejectsWindowsThatAreNotBucketMultiples) {
   WindowOptions o;
   o.rolling = {90 * kMsPerMinute};
-  EXPECT_EQ(o.Validate().message(), "window.rolling: 90m is not a positive multiple of the bucket 1h");
+  EXPECT_EQ(o.Validate().message(), "window.rolling: 90m is not a positive multiple of the bucket 1h of at most 366d");
   o.rolling = {};
   EXPECT_FALSE(o.Validate().ok());
   o.rolling = {kHour};

@@ -20,8 +20,8 @@ class VolumePipelineTest : public ::testing::Test {
     return p.Process(Arrival(t, "SHP-" + std::to_string(++n_)), partition, 0);
   }
   uint64_t ChipTotal(const VolumePipeline& p) {
-    for (const auto& [key, total] : p.aggregator().Totals()) {
-      if (p.GroupName(key.group) == "chips" && key.corridor == kAllCorridors) return total.shipments;
+    for (const SeriesSummary& s : p.aggregator().Summaries()) {
+      if (p.GroupName(s.series.group) == "chips" && s.series.corridor == kAllCorridors) return s.total.shipments;
     }
     return 0;
   }

@@ -15,24 +15,24 @@ constexpr DurationMs kLateness = 6 * kMsPerHour;
 TEST(WatermarkTracker, PartitionWatermarkIsMaxEventTimeMinusLateness) {
   WatermarkTracker w(kLateness);
   EXPECT_EQ(w.Watermark(), kMinTimestamp);
-  w.Observe(kP0, 10 * kMsPerHour);
+  w.Admit(kP0, 10 * kMsPerHour);
   EXPECT_EQ(w.PartitionWatermark(kP0), 4 * kMsPerHour);
   EXPECT_EQ(w.Watermark(), 4 * kMsPerHour);
 }
 
 TEST(WatermarkTracker, NeverMovesBackwards) {
   WatermarkTracker w(kLateness);
-  w.Observe(kP0, 10 * kMsPerHour);
-  w.Observe(kP0, 8 * kMsPerHour);
+  w.Admit(kP0, 10 * kMsPerHour);
+  EXPECT_EQ(w.Admit(kP0, 8 * kMsPerHour), Admission::kOutOfOrder);
   EXPECT_EQ(w.PartitionWatermark(kP0), 4 * kMsPerHour);
 }
 
 TEST(WatermarkTracker, LateMeansOlderThanThePartitionWatermark) {
   WatermarkTracker w(kLateness);
-  w.Observe(kP0, 10 * kMsPerHour);
-  EXPECT_FALSE(w.IsLate(kP0, 4 * kMsPerHour));      // exactly at the watermark: within lateness
-  EXPECT_TRUE(w.IsLate(kP0, 4 * kMsPerHour - 1));   // one ms past it
-  EXPECT_FALSE(w.IsLate(kP1, 0 + kMsPerHour));      // another partition has its own watermark
+  w.Admit(kP0, 10 * kMsPerHour);
+  EXPECT_EQ(w.Admit(kP0, 4 * kMsPerHour - 1), Admission::kLate);       // one ms past it
+  EXPECT_EQ(w.Admit(kP0, 4 * kMsPerHour), Admission::kOutOfOrder);     // exactly at the watermark
+  EXPECT_EQ(w.Admit(kP1, kMsPerHour), Admission::kInOrder);            // its own watermark
 }
 
 TEST(WatermarkTracker, AdmitSortsEventsAndObservesAllButLateOnes) {
@@ -49,18 +49,17 @@ TEST(WatermarkTracker, AdmitSortsEventsAndObservesAllButLateOnes) {
 
 TEST(WatermarkTracker, CombinedWatermarkIsTheSlowestPartition) {
   WatermarkTracker w(kLateness);
-  w.Observe(kP0, 20 * kMsPerHour);
-  w.Observe(kC0, 12 * kMsPerHour);
+  w.Admit(kP0, 20 * kMsPerHour);
+  w.Admit(kC0, 12 * kMsPerHour);
   EXPECT_EQ(w.Watermark(), 6 * kMsPerHour);
-  w.Observe(kC0, 30 * kMsPerHour);
+  w.Admit(kC0, 30 * kMsPerHour);
   EXPECT_EQ(w.Watermark(), 14 * kMsPerHour);
-  EXPECT_EQ(w.MaxEventTime(), 30 * kMsPerHour);
 }
 
 TEST(WatermarkTracker, RestoresWhatWasFlushed) {
   WatermarkTracker w(kLateness);
-  w.Observe(kP0, 20 * kMsPerHour);
-  w.Observe(kC0, 12 * kMsPerHour);
+  w.Admit(kP0, 20 * kMsPerHour);
+  w.Admit(kC0, 12 * kMsPerHour);
   InMemoryStateStore store;
   StateWriteBatch batch;
   w.Flush(&batch);

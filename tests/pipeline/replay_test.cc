@@ -13,9 +13,10 @@ namespace shortfall::pipeline {
 namespace {
 
 // A 20k-record scenario with every kind of fault, written in `format`.
-void WriteScenario(const std::string& path, EventFileFormat format, uint64_t events = 20000) {
+void WriteScenario(const std::string& path, EventFileFormat format, uint64_t events = 20000,
+                   uint64_t seed = 5) {
   scenario::GeneratorOptions options;
-  options.seed = 5;
+  options.seed = seed;
   options.events = events;
   options.malformed_rate = 0.01;
   options.late_rate = 0.005;
@@ -49,7 +50,7 @@ class ReplayTest : public ::testing::Test {
 
 TEST_F(ReplayTest, SameInputGivesByteIdenticalOutput) {
   ReplayOptions options;
-  options.print_every = PrintEvery::kHour;
+  options.print_every = PrintEvery::kBucket;
   const std::string first = Replay(options);
   EXPECT_EQ(Replay(options), first);
   EXPECT_NE(first.find("records 20"), std::string::npos) << first.substr(0, 200);
@@ -58,7 +59,7 @@ TEST_F(ReplayTest, SameInputGivesByteIdenticalOutput) {
 
 TEST_F(ReplayTest, RocksDbAndInMemoryStateGiveTheSameOutput) {
   ReplayOptions options;
-  options.print_every = PrintEvery::kHour;
+  options.print_every = PrintEvery::kBucket;
   const std::string in_memory = Replay(options);
   options.state_dir = dir_.Path("state");
   options.commit_every = 997;
@@ -78,7 +79,7 @@ TEST_F(ReplayTest, JsonAndProtobufFilesOfTheSameEventsGiveTheSameOutput) {
 TEST_F(ReplayTest, AResumedReplayEndsWhereAnUninterruptedOneDoes) {
   // Given a full run, and a run stopped after 7,500 records with its state committed
   ReplayOptions options;
-  options.print_every = PrintEvery::kHour;
+  options.print_every = PrintEvery::kBucket;
   const std::string full = Replay(options);
   options.state_dir = dir_.Path("state");
   options.commit_every = 1000;
@@ -97,6 +98,53 @@ TEST_F(ReplayTest, AResumedReplayEndsWhereAnUninterruptedOneDoes) {
                                                        second_part.find("\n== totals") -
                                                            second_part.find('\n') - 1);
   EXPECT_EQ(windows_split, windows_full);
+}
+
+TEST_F(ReplayTest, ResumingOverADifferentInputIsRefused) {
+  ReplayOptions options;
+  options.state_dir = dir_.Path("state");
+  options.max_records = 5000;
+  Replay(options);
+  const std::string other = dir_.Path("other.pb");
+  WriteScenario(other, EventFileFormat::kProtobuf, 20000, /*seed=*/6);
+  options.input = other;
+  options.max_records = 0;
+  std::ostringstream out;
+  Status s = RunReplay(options, operators::Catalog::Default(), out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("--input differs"), std::string::npos) << s.ToString();
+}
+
+TEST_F(ReplayTest, ResumingWithOtherWindowsIsRefused) {
+  ReplayOptions options;
+  options.state_dir = dir_.Path("state");
+  options.max_records = 5000;
+  Replay(options);
+  options.pipeline.window.bucket = 2 * kMsPerHour;
+  std::ostringstream out;
+  Status s = RunReplay(options, operators::Catalog::Default(), out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("bucket=1h windows=24h,7d"), std::string::npos) << s.ToString();
+}
+
+TEST_F(ReplayTest, AnEmptyFileReplaysToEmptyTotals) {
+  const std::string empty = dir_.Path("empty.pb");
+  std::ofstream(empty, std::ios::binary).flush();
+  ReplayOptions options;
+  options.input = empty;
+  const std::string out = Replay(options);
+  EXPECT_NE(out.find("none closed"), std::string::npos) << out;
+  EXPECT_NE(out.find("records 0  accepted 0  invalid 0  late 0"), std::string::npos) << out;
+}
+
+TEST_F(ReplayTest, AnUnwritableTotalsCsvStopsBeforeReplaying) {
+  ReplayOptions options;
+  options.input = events_;
+  options.totals_csv = dir_.Path("no/such/dir/totals.csv");
+  std::ostringstream out;
+  Status s = RunReplay(options, operators::Catalog::Default(), out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(out.str().find("records"), std::string::npos) << "nothing was replayed";
 }
 
 TEST_F(ReplayTest, TotalsCsvHasARowPerSeries) {
@@ -142,7 +190,7 @@ TEST_F(ReplayTest, AMissingInputIsAnErrorNamingThePath) {
 
 TEST(ParsePrintEvery, AcceptsTheThreeChoices) {
   EXPECT_EQ(*ParsePrintEvery("day"), PrintEvery::kDay);
-  EXPECT_EQ(*ParsePrintEvery("hour"), PrintEvery::kHour);
+  EXPECT_EQ(*ParsePrintEvery("bucket"), PrintEvery::kBucket);
   EXPECT_EQ(*ParsePrintEvery("none"), PrintEvery::kNone);
   EXPECT_FALSE(ParsePrintEvery("week").ok());
 }
