@@ -83,7 +83,7 @@ Result<TimestampMs> ParseUtc(std::string_view text) {
   }
   size_t pos = 10;
   if (text.size() > 10) {
-    if ((text[10] != 'T' && text[10] != ' ') || !ReadDigits(text, 11, 2, &h) ||
+    if (text[10] != 'T' || !ReadDigits(text, 11, 2, &h) ||
         text.size() < 19 || text[13] != ':' || !ReadDigits(text, 14, 2, &mi) ||
         text[16] != ':' || !ReadDigits(text, 17, 2, &s)) {
       return bad();
@@ -102,7 +102,12 @@ Result<TimestampMs> ParseUtc(std::string_view text) {
     }
     if (pos + 1 != text.size() || text[pos] != 'Z') return bad();
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return bad();
+  static constexpr int64_t kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > kDaysInMonth[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+      h > 23 || mi > 59 || s > 59) {
+    return bad();
+  }
   const int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   return days * kMsPerDay + h * kMsPerHour + mi * kMsPerMinute + s * kMsPerSecond + ms;
 }

@@ -48,9 +48,6 @@ constexpr std::array<UnitCode, 15> kUnitCodes = {{
     {"FTQ", {Unit::kCubicMetre, 0.028316846592}},
 }};
 
-constexpr std::array<std::string_view, 15> kUnitCodeNames = {
-    "KGM", "GRM", "LBR", "TNE", "NAR", "PCE", "C62", "H87",
-    "DZN", "PR",  "NPR", "LTR", "MLT", "MTQ", "FTQ"};
 
 constexpr std::array<std::pair<std::string_view, double>, 10> kDefaultRates = {{
     {"USD", 1.0},
@@ -118,7 +115,14 @@ std::optional<UnitConversion> LookupUnitCode(std::string_view code) {
   return std::nullopt;
 }
 
-std::span<const std::string_view> SupportedUnitCodes() { return kUnitCodeNames; }
+std::span<const std::string_view> SupportedUnitCodes() {
+  static const std::array<std::string_view, kUnitCodes.size()> names = [] {
+    std::array<std::string_view, kUnitCodes.size()> n{};
+    for (size_t i = 0; i < kUnitCodes.size(); ++i) n[i] = kUnitCodes[i].code;
+    return n;
+  }();
+  return names;
+}
 
 std::span<const std::pair<std::string_view, double>> DefaultUsdRates() { return kDefaultRates; }
 

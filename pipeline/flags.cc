@@ -31,16 +31,16 @@ Status FlagParser::Parse(const std::vector<std::string>& args) {
     if (it == flags_.end()) return InvalidArgumentError("unknown flag --" + name);
     if (it->second.value_name.empty()) {
       if (value) return InvalidArgumentError("--" + name + " takes no value");
-      values_[name] = "true";
+      if (!values_.emplace(name, "true").second) return InvalidArgumentError("--" + name + " given twice");
       continue;
     }
     if (!value) {
-      if (i + 1 >= args.size()) {
+      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0) {
         return InvalidArgumentError("--" + name + " needs a value (" + it->second.value_name + ")");
       }
       value = args[++i];
     }
-    values_[name] = *value;
+    if (!values_.emplace(name, *value).second) return InvalidArgumentError("--" + name + " given twice");
   }
   return OkStatus();
 }

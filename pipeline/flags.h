@@ -1,6 +1,7 @@
 // FlagParser: the command line of one subcommand. Accepts "--name value",
 // "--name=value" and boolean "--name"; anything else is an error naming the
-// argument. Every flag is declared with its help text, which Usage() prints.
+// argument, and so is a flag given twice or a value that looks like a flag
+// ("--input --format": write "--input=--format" if you mean it). Every flag is declared with its help text, which Usage() prints.
 //
 // Thread-safety: not thread-safe; used once at start-up.
 #ifndef SHORTFALL_PIPELINE_FLAGS_H_

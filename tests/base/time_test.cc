@@ -19,6 +19,10 @@ TEST(Time, RejectsMalformedTimes) {
   EXPECT_FALSE(ParseUtc("2026-13-01T00:00:00Z").ok());
   EXPECT_FALSE(ParseUtc("2026-03-02T14:05:09").ok());
   EXPECT_FALSE(ParseUtc("yesterday").ok());
+  EXPECT_FALSE(ParseUtc("2026-02-31").ok());
+  EXPECT_FALSE(ParseUtc("2026-02-29").ok());
+  EXPECT_TRUE(ParseUtc("2028-02-29").ok());
+  EXPECT_FALSE(ParseUtc("2026-03-02 14:05:09Z").ok());
 }
 
 TEST(Time, AlignDownFloorsNegativeTimesToo) {

@@ -47,6 +47,12 @@ TEST(Application, UnknownCommandsAndFlagsAreUsageErrors) {
   r = Shortfall({"replay"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--input FILE is required"), std::string::npos) << r.err;
+  r = Shortfall({"replay", "--input", "--format", "json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--input needs a value"), std::string::npos) << r.err;
+  r = Shortfall({"gen", "--seed", "1", "--seed", "2"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--seed given twice"), std::string::npos) << r.err;
 }
 
 TEST(Application, HelpListsEveryFlagWithItsDefault) {
