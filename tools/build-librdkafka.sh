@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds librdkafka >= 2.11 (C and C++ libraries, headers, rdkafka.pc and
 # rdkafka++.pc) from Debian's *testing* source package into the git-ignored
-# prefix third_party/librdkafka/ (see DESIGN.md, "Real components and how
-# they start", row "librdkafka").
+# prefix third_party/librdkafka/, for the Kafka runtime and its tests.
 #
 # Why: Debian 12 ships librdkafka 2.0.2, which cannot join consumer groups on
 # Kafka 4 brokers (KIP-896 removed JoinGroup v0; librdkafka issue #4948,
