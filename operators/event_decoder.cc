@@ -73,16 +73,6 @@ std::optional<Invalid> Decode(std::string_view value, PayloadFormat format, Mess
 
 }  // namespace
 
-std::optional<TimestampMs> TimestampToMs(const google::protobuf::Timestamp& ts) {
-  constexpr int64_t kMinSeconds = -62135596800;  // 0001-01-01T00:00:00Z
-  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
-  if (ts.seconds() < kMinSeconds || ts.seconds() > kMaxSeconds || ts.nanos() < 0 ||
-      ts.nanos() >= 1000000000) {
-    return std::nullopt;
-  }
-  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
-}
-
 PayloadFormat PayloadFormatFromContentType(std::string_view content_type) {
   const auto has = [&](std::string_view s) { return content_type.find(s) != std::string_view::npos; };
   if (has("json")) return PayloadFormat::kJson;

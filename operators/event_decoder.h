@@ -11,6 +11,8 @@
 #ifndef SHORTFALL_OPERATORS_EVENT_DECODER_H_
 #define SHORTFALL_OPERATORS_EVENT_DECODER_H_
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <optional>
 #include <string_view>
 
@@ -27,7 +29,15 @@ enum class PayloadFormat { kAuto, kProtobuf, kJson };
 // years 0001..9999 (the range protobuf's Timestamp allows) or its nanos are
 // outside [0, 1e9) — binary input is not range-checked by the parser, and
 // multiplying an unchecked value could overflow.
-std::optional<TimestampMs> TimestampToMs(const google::protobuf::Timestamp& ts);
+inline std::optional<TimestampMs> TimestampToMs(const google::protobuf::Timestamp& ts) {
+  constexpr int64_t kMinSeconds = -62135596800;  // 0001-01-01T00:00:00Z
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  if (ts.seconds() < kMinSeconds || ts.seconds() > kMaxSeconds || ts.nanos() < 0 ||
+      ts.nanos() >= 1000000000) {
+    return std::nullopt;
+  }
+  return ts.seconds() * kMsPerSecond + ts.nanos() / 1000000;
+}
 
 // Maps a content-type ("application/x-protobuf", "application/json", ...) to
 // a format; kAuto for empty or unknown types.

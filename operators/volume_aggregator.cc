@@ -91,7 +91,11 @@ VolumeAggregator::VolumeAggregator(const WindowOptions& options,
 }
 
 VolumeAggregator::Series& VolumeAggregator::SeriesFor(SeriesKey key) {
+  const size_t slot = size_t{key.corridor} * kMaxGroupIds + key.group;
+  if (slot < series_index_.size() && series_index_[slot] != nullptr) return *series_index_[slot];
   auto [it, inserted] = series_.try_emplace(Pack(key));
+  if (slot >= series_index_.size()) series_index_.resize(slot + kMaxGroupIds, nullptr);
+  series_index_[slot] = &it->second;
   if (inserted) {
     Series& s = it->second;
     s.key = key;
@@ -305,6 +309,7 @@ Status VolumeAggregator::Restore(const StateView& state) {
   Status s = RestoreFrom(state);
   if (!s.ok()) {  // leave nothing half-loaded behind
     series_.clear();
+    series_index_.clear();
     sorted_stale_ = true;
     closed_until_ = kMinTimestamp;
   }
@@ -313,6 +318,7 @@ Status VolumeAggregator::Restore(const StateView& state) {
 
 Status VolumeAggregator::RestoreFrom(const StateView& state) {
   series_.clear();
+  series_index_.clear();
   sorted_stale_ = true;
   deleted_keys_.clear();
   closed_until_ = kMinTimestamp;

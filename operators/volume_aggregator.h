@@ -168,7 +168,11 @@ class VolumeAggregator {
   WindowOptions options_;
   std::vector<std::string> group_names_;
   CorridorTable* corridors_;
-  std::unordered_map<uint64_t, Series> series_;
+  std::unordered_map<uint64_t, Series> series_;  // owns the series; node addresses are stable
+  // Series by corridor id * kMaxGroupIds + group id: the per-event lookup,
+  // an array index instead of a hash. Grows with the corridor table.
+  static constexpr size_t kMaxGroupIds = kMaxGroups + 1;  // + unclassified
+  std::vector<Series*> series_index_;
   mutable std::vector<Series*> sorted_;  // by (group name, corridor code); rebuilt when stale
   mutable bool sorted_stale_ = true;
   TimestampMs closed_until_ = kMinTimestamp;
