@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and testing shortfall needs.
-# Idempotent: packages already present are not downloaded again, and the apt
-# index is refreshed only when a package is missing. Needs root (or sudo).
+# Installs what building and testing shortfall needs: Debian packages, and
+# librdkafka >= 2.11 built into third_party/ (tools/build-librdkafka.sh).
+# Idempotent: packages already present are not downloaded again, the apt
+# index is refreshed only when a package is missing, and a built librdkafka
+# is reused. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
   # build
   cmake ninja-build g++ ccache pkg-config git ca-certificates
   # libraries
-  libprotobuf-dev protobuf-compiler librocksdb-dev
+  libprotobuf-dev protobuf-compiler librocksdb-dev libyaml-cpp-dev
   # tests, fuzzing, benchmarks
   libgtest-dev libgmock-dev clang libclang-rt-14-dev python3
 )
@@ -22,11 +24,13 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  echo "install-deps: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-echo "install-deps: installing ${missing[*]}"
-"${sudo_cmd[@]}" apt-get update -q
-DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+# librdkafka >= 2.11 from Debian testing's source package (cached in third_party/).
+"$(dirname "$0")/build-librdkafka.sh"
