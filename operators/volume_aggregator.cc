@@ -132,6 +132,13 @@ bool VolumeAggregator::IsClosed(TimestampMs event_time) const {
   return closed_until_ != kMinTimestamp && event_time < closed_until_;
 }
 
+bool VolumeAggregator::AddToSeries(SeriesKey series, TimestampMs event_time,
+                                   const VolumeDelta& delta) {
+  if (IsClosed(event_time)) return false;
+  AddTo(series, AlignDown(event_time, options_.bucket), delta);
+  return true;
+}
+
 bool VolumeAggregator::Add(GroupId group, CorridorId corridor, TimestampMs event_time,
                            const VolumeDelta& delta) {
   if (IsClosed(event_time)) return false;

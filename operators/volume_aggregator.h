@@ -97,6 +97,11 @@ class VolumeAggregator {
   [[nodiscard]] bool Add(GroupId group, CorridorId corridor, TimestampMs event_time,
                          const VolumeDelta& delta);
 
+  // Adds `delta` to one series only: stage two, where stage one has already
+  // split a contribution into its corridor and group-total series. Returns
+  // false, adding nothing, when the bucket has closed already.
+  [[nodiscard]] bool AddToSeries(SeriesKey series, TimestampMs event_time, const VolumeDelta& delta);
+
   // True when the bucket holding `event_time` has been closed already.
   bool IsClosed(TimestampMs event_time) const;
 
