@@ -1,11 +1,29 @@
 #include "pipeline/application.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <thread>
+
+#include <google/protobuf/util/json_util.h>
+
 #include "base/status.h"
 #include "operators/catalog.h"
+#include "pipeline/alert_format.h"
+#include "pipeline/embedded_broker.h"
 #include "pipeline/event_file.h"
 #include "pipeline/flags.h"
+#include "pipeline/kafka_client.h"
 #include "pipeline/replay.h"
 #include "scenario/generator.h"
+#include "shortfall/v1/shortage_alert.pb.h"
 
 namespace shortfall::pipeline {
 namespace {
@@ -24,9 +42,13 @@ constexpr std::string_view kOverview =
     "usage: shortfall <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  gen       write a seeded scenario of shipment and customs events to a file\n"
+    "  gen       write a seeded scenario of shipment and customs events to a file,\n"
+    "            or produce it to Kafka (--to-kafka)\n"
     "  replay    run the operators over an event file (a backtest, no Kafka) and\n"
     "            print rolling volumes per commodity group and corridor\n"
+    "  broker    run an embedded development Kafka broker on loopback (prints its\n"
+    "            bootstrap address) with the default topics\n"
+    "  tail      print the alerts on the alert topic as readable lines or JSON\n"
     "  help      this text; `shortfall <command> --help` for a command's flags\n"
     "  version   print the version\n";
 
@@ -40,6 +62,112 @@ Result<operators::Catalog> LoadCatalog(const FlagParser& flags) {
   return operators::Catalog::LoadFile(flags.Get("catalog"));
 }
 
+// The topics of the design's contract, which `shortfall broker` creates.
+const std::vector<std::string>& DefaultTopics() {
+  static const std::vector<std::string> topics = {"shipments.events.v1", "customs.events.v1",
+                                                  "shortfall.alerts.v1", "shortfall.dlq.v1"};
+  return topics;
+}
+
+constexpr std::string_view kContentTypeHeader = "content-type";
+constexpr std::string_view kProtobufContentType = "application/x-protobuf";
+constexpr std::string_view kJsonContentType = "application/json";
+
+// The value of a generated record as it goes on its topic: the serialized
+// ShipmentEvent or CustomsEvent (protobuf, or its JSON mapping), or
+// raw_value's bytes as they are.
+Result<std::string> RecordValue(const v1::EventRecord& record, EventFileFormat format) {
+  const google::protobuf::Message* event = nullptr;
+  switch (record.payload_case()) {
+    case v1::EventRecord::kShipment:
+      event = &record.shipment();
+      break;
+    case v1::EventRecord::kCustoms:
+      event = &record.customs();
+      break;
+    case v1::EventRecord::kRawValue:
+      return record.raw_value();
+    case v1::EventRecord::PAYLOAD_NOT_SET:
+      return std::string();
+  }
+  std::string value;
+  if (format == EventFileFormat::kProtobuf) {
+    if (!event->SerializeToString(&value)) return InternalError("cannot serialize record for " + record.key());
+    return value;
+  }
+  const auto status = google::protobuf::util::MessageToJsonString(*event, &value);
+  if (!status.ok()) return InternalError("record for " + record.key() + " as JSON: " + status.ToString());
+  return value;
+}
+
+TimestampMs ToMs(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1000000; }
+
+// Produces the generator's records to their topics, `rate` records a second
+// (0: as fast as the producer takes them). Partitions are left to the
+// producer's partitioner: the generator's own partition numbers are not
+// kept. Returns the exit code and reports on `err`.
+int ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, EventFileFormat format,
+                    uint64_t rate, std::ostream& err) {
+  const std::string content_type(format == EventFileFormat::kJson ? kJsonContentType : kProtobufContentType);
+  const auto start = std::chrono::steady_clock::now();
+  v1::EventRecord record;
+  uint64_t produced = 0;
+  Status failure;
+  while (generator.Next(&record)) {
+    Result<std::string> value = RecordValue(record, format);
+    if (!value.ok()) {
+      failure = value.status();
+      break;
+    }
+    OutgoingRecord out;
+    out.topic = record.topic();
+    out.key = record.key();
+    out.value = *value;
+    out.headers.emplace_back(kContentTypeHeader, content_type);
+    if (record.has_record_time()) out.timestamp_ms = ToMs(record.record_time());
+    if (Status s = producer.Produce(out); !s.ok()) {
+      failure = s;
+      break;
+    }
+    ++produced;
+    if (rate > 0) {
+      // Paced against the start, not the previous record, so the rate holds
+      // on average whatever each Produce() cost.
+      const auto due = start + std::chrono::microseconds(produced * 1000000 / rate);
+      while (std::chrono::steady_clock::now() < due) {
+        producer.Poll();
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+      }
+    }
+  }
+  // Every queued record is delivered or has failed by message.timeout.ms
+  // (set below that in Gen), so this flush ends with a full account.
+  Status flushed = producer.Flush(90 * kMsPerSecond);
+  const uint64_t undelivered = produced - std::min(produced, producer.delivered() + producer.failed());
+  err << "shortfall gen: produced " << produced << " records to Kafka: " << producer.delivered()
+      << " delivered, " << producer.failed() << " failed";
+  if (undelivered > 0) err << ", " << undelivered << " undelivered";
+  err << "\n";
+  if (!failure.ok()) err << "shortfall gen: " << failure.ToString() << "\n";
+  if (!flushed.ok()) err << "shortfall gen: " << flushed.message() << "\n";
+  return failure.ok() && flushed.ok() && producer.failed() == 0 ? kExitOk : kExitFailure;
+}
+
+// What was made on purpose, so a replay's counts can be checked against it.
+void PrintGeneratorStats(const scenario::GeneratorStats& stats, std::string_view verb, std::ostream& err) {
+  uint64_t malformed = 0;
+  std::string by_reason;
+  for (const auto& [reason, n] : stats.malformed_by_reason) {
+    malformed += n;
+    if (n > 0) by_reason += " " + reason + "=" + std::to_string(n);
+  }
+  err << "shortfall gen: " << verb << " " << stats.records << " records (" << stats.shipments
+      << " shipments, " << stats.shipment_events << " shipment events, " << stats.customs_events
+      << " customs events; " << stats.late << " late, " << stats.out_of_order << " out of order, "
+      << malformed << " malformed" << (malformed > 0 ? ":" : "") << by_reason << ")\n";
+}
+
 }  // namespace
 
 int Application::Run(const std::vector<std::string>& args) {
@@ -51,6 +179,8 @@ int Application::Run(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "gen") return Gen(rest);
   if (command == "replay") return Replay(rest);
+  if (command == "broker") return Broker(rest);
+  if (command == "tail") return Tail(rest);
   if (command == "help" || command == "--help" || command == "-h") return Help();
   if (command == "version" || command == "--version") {
     out_ << "shortfall " << kVersion << "\n";
@@ -75,10 +205,16 @@ int Application::Gen(const std::vector<std::string>& args) {
   flags.Add("start", "TIME", "event time of the first shipments (UTC)", "2026-01-05T00:00:00Z");
   flags.Add("malformed-rate", "R", "extra malformed records per record", "0.001");
   flags.Add("late-rate", "R", "records delayed past the allowed lateness", "0.0005");
+  flags.AddBool("to-kafka",
+                "produce to Kafka at --brokers instead of writing a file (value: the event as pb or "
+                "json, with a content-type header; the partitioner picks partitions, not --partitions)");
+  flags.Add("brokers", "LIST", "Kafka bootstrap servers, host:port[,host:port] (with --to-kafka)");
+  flags.Add("rate", "N", "records per second to Kafka; 0 for as fast as possible", "0");
   flags.AddBool("help", "show this help");
   if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
     if (!s.ok()) err_ << "shortfall gen: " << s.message() << "\n\n";
-    (s.ok() ? out_ : err_) << "usage: shortfall gen [flags]\n\n" << flags.Usage();
+    (s.ok() ? out_ : err_) << "usage: shortfall gen [--out FILE | --to-kafka --brokers LIST] [flags]\n\n"
+                           << flags.Usage();
     return s.ok() ? kExitOk : kExitUsage;
   }
   scenario::GeneratorOptions options;
@@ -115,6 +251,32 @@ int Application::Gen(const std::vector<std::string>& args) {
   options.start = *start;
   if (Status s = scenario::ValidateOptions(options); !s.ok()) return usage_error(s);
 
+  const bool to_kafka = flags.GetBool("to-kafka");
+  if (to_kafka && flags.Has("out")) {
+    return usage_error(InvalidArgumentError("--out and --to-kafka exclude each other"));
+  }
+  if (to_kafka && flags.Get("brokers").empty()) {
+    return usage_error(InvalidArgumentError("--brokers LIST is required with --to-kafka"));
+  }
+  for (const char* kafka_flag : {"brokers", "rate"}) {
+    if (!to_kafka && flags.Has(kafka_flag)) {
+      return usage_error(InvalidArgumentError("--" + std::string(kafka_flag) + " needs --to-kafka"));
+    }
+  }
+  Result<uint64_t> rate = flags.GetUint("rate");
+  if (!rate.ok()) return usage_error(rate.status());
+  if (to_kafka) {
+    // A delivery that cannot succeed fails within 30 s instead of librdkafka's
+    // default 5 min, so gen ends with a full account of what was delivered.
+    Result<std::unique_ptr<KafkaProducer>> producer = KafkaProducer::Create(
+        {{"bootstrap.servers", flags.Get("brokers")}, {"message.timeout.ms", "30000"}});
+    if (!producer.ok()) return usage_error(producer.status().WithContext("--brokers"));
+    scenario::Generator generator(options);
+    const int code = ProduceScenario(generator, **producer, *format, *rate, err_);
+    PrintGeneratorStats(generator.stats(), "generated", err_);
+    return code;
+  }
+
   Result<std::unique_ptr<EventFileWriter>> writer = EventFileWriter::Open(flags.Get("out"), *format);
   if (!writer.ok()) {
     err_ << "shortfall gen: " << writer.status().message() << "\n";
@@ -132,19 +294,7 @@ int Application::Gen(const std::vector<std::string>& args) {
     err_ << "shortfall gen: " << s.message() << "\n";
     return kExitFailure;
   }
-  // What was made on purpose, so a replay's counts can be checked against it.
-  const scenario::GeneratorStats& stats = generator.stats();
-  uint64_t malformed = 0;
-  std::string by_reason;
-  for (const auto& [reason, n] : stats.malformed_by_reason) {
-    malformed += n;
-    if (n > 0) by_reason += " " + reason + "=" + std::to_string(n);
-  }
-  err_ << "shortfall gen: wrote " << stats.records << " records (" << stats.shipments
-       << " shipments, " << stats.shipment_events << " shipment events, " << stats.customs_events
-       << " customs events; " << stats.late << " late, " << stats.out_of_order
-       << " out of order, " << malformed << " malformed" << (malformed > 0 ? ":" : "") << by_reason
-       << ")\n";
+  PrintGeneratorStats(generator.stats(), "wrote", err_);
   return kExitOk;
 }
 
@@ -225,6 +375,242 @@ int Application::Replay(const std::vector<std::string>& args) {
     const bool config = s.code() == StatusCode::kFailedPrecondition ||
                         s.code() == StatusCode::kInvalidArgument;
     return config ? kExitUsage : kExitFailure;
+  }
+  return kExitOk;
+}
+
+
+int Application::Broker(const std::vector<std::string>& args) {
+  FlagParser flags;
+  flags.Add("partitions", "N", "partitions of each topic", "8");
+  flags.Add("bootstrap-file", "FILE",
+            "also write the bootstrap address to FILE (replaced atomically; removed on exit)");
+  flags.AddBool("help", "show this help");
+  if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
+    if (!s.ok()) err_ << "shortfall broker: " << s.message() << "\n\n";
+    (s.ok() ? out_ : err_)
+        << "usage: shortfall broker [flags]\n\n"
+           "Runs an embedded Kafka broker (librdkafka's mock cluster) on 127.0.0.1 with the\n"
+           "topics shipments.events.v1, customs.events.v1, shortfall.alerts.v1 and\n"
+           "shortfall.dlq.v1, prints its bootstrap address as the first line of stdout and\n"
+           "serves until SIGINT or SIGTERM. For development and demos only: it keeps about\n"
+           "5 MiB per partition in memory, has no real transactions (read_committed\n"
+           "consumers see aborted records) and cannot create topics through the admin API.\n\n"
+        << flags.Usage();
+    return s.ok() ? kExitOk : kExitUsage;
+  }
+  const auto usage_error = [&](const Status& s) {
+    err_ << "shortfall broker: " << s.message() << "\n";
+    return kExitUsage;
+  };
+  Result<int64_t> partitions = flags.GetInt("partitions");
+  if (!partitions.ok()) return usage_error(partitions.status());
+  if (*partitions < 1 || *partitions > 10000) {
+    return usage_error(InvalidArgumentError("--partitions: want 1 to 10000"));
+  }
+  const std::string bootstrap_file = flags.Get("bootstrap-file");
+  if (flags.Has("bootstrap-file") && bootstrap_file.empty()) {
+    return usage_error(InvalidArgumentError("--bootstrap-file: empty path"));
+  }
+
+  // Stop signals are taken with sigwait(): blocked here before the broker
+  // starts its threads (they inherit the mask), so SIGINT/SIGTERM stay
+  // pending until this thread asks for them instead of killing the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  struct MaskRestorer {
+    const sigset_t* mask;
+    ~MaskRestorer() { pthread_sigmask(SIG_SETMASK, mask, nullptr); }
+  } restore_mask{&old_mask};
+
+  Result<std::unique_ptr<EmbeddedBroker>> broker =
+      EmbeddedBroker::Start(static_cast<int32_t>(*partitions), DefaultTopics());
+  if (!broker.ok()) {
+    err_ << "shortfall broker: " << broker.status().message() << "\n";
+    return kExitFailure;
+  }
+  const std::string bootstrap = (*broker)->bootstrap();
+  out_ << bootstrap << "\n";
+  out_.flush();
+  if (!bootstrap_file.empty()) {
+    // Written whole, then renamed into place: a script polling for the file
+    // never reads half an address.
+    const std::string tmp = bootstrap_file + ".tmp." + std::to_string(::getpid());
+    std::ofstream file(tmp, std::ios::trunc);
+    file << bootstrap << "\n";
+    file.close();
+    if (!file || std::rename(tmp.c_str(), bootstrap_file.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      err_ << "shortfall broker: cannot write --bootstrap-file '" << bootstrap_file << "'\n";
+      return kExitFailure;
+    }
+  }
+  err_ << "shortfall broker: serving on " << bootstrap << " with topics";
+  for (const std::string& topic : DefaultTopics()) err_ << " " << topic;
+  err_ << " (" << *partitions << " partitions each); stop with Ctrl-C or SIGTERM\n";
+  err_.flush();
+
+  int signal_number = 0;
+  while (sigwait(&stop_signals, &signal_number) != 0) {
+  }
+  broker->reset();
+  // The address is dead now; a stale file would send clients nowhere.
+  if (!bootstrap_file.empty()) std::remove(bootstrap_file.c_str());
+  err_ << "shortfall broker: stopped on " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM") << "\n";
+  return kExitOk;
+}
+
+namespace {
+
+// Decodes one record of the alert topic: protobuf, or protobuf's JSON
+// mapping when its content-type header says so. An empty value, or one
+// without an alert_id (protobuf parses many a stray byte string), is not an
+// alert.
+Status DecodeAlert(RdKafka::Message& message, v1::ShortageAlert* alert) {
+  const char* data = static_cast<const char*>(message.payload());
+  const size_t size = message.len();
+  if (data == nullptr || size == 0) return InvalidArgumentError("empty value");
+  bool json = false;
+  if (const RdKafka::Headers* headers = message.headers(); headers != nullptr) {
+    const RdKafka::Headers::Header h = headers->get_last(std::string(kContentTypeHeader));
+    json = h.err() == RdKafka::ERR_NO_ERROR && h.value() != nullptr &&
+           std::string_view(h.value_string(), h.value_size()).starts_with(kJsonContentType);
+  }
+  if (json) {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    const auto status = google::protobuf::util::JsonStringToMessage(std::string(data, size), alert, options);
+    if (!status.ok()) return InvalidArgumentError("not a ShortageAlert in JSON: " + status.ToString());
+  } else if (size > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+             !alert->ParseFromArray(data, static_cast<int>(size))) {
+    return InvalidArgumentError("not a ShortageAlert (protobuf does not parse)");
+  }
+  if (alert->alert_id().empty()) return InvalidArgumentError("not a ShortageAlert (no alert_id)");
+  return OkStatus();
+}
+
+}  // namespace
+
+int Application::Tail(const std::vector<std::string>& args) {
+  FlagParser flags;
+  flags.Add("brokers", "LIST", "Kafka bootstrap servers, host:port[,host:port]");
+  flags.Add("topic", "NAME", "alert topic", "shortfall.alerts.v1");
+  flags.AddBool("from-beginning", "start at the oldest alert kept (default: only new ones)");
+  flags.AddBool("json", "one JSON object per line (protobuf's JSON mapping) instead of readable lines");
+  flags.Add("max", "N", "exit after N alerts (0: no limit)", "0");
+  flags.Add("timeout", "DURATION",
+            "exit after DURATION (e.g. 30s); with --max, fewer than N alerts by then exits 1");
+  flags.AddBool("help", "show this help");
+  if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
+    if (!s.ok()) err_ << "shortfall tail: " << s.message() << "\n\n";
+    (s.ok() ? out_ : err_)
+        << "usage: shortfall tail --brokers LIST [flags]\n\n"
+           "Prints ShortageAlert records as they arrive, one per line. Reads every partition\n"
+           "of the topic without joining a consumer group (nothing is committed) and only\n"
+           "committed transactions (isolation.level=read_committed). Records that are not\n"
+           "alerts are skipped with a warning on stderr.\n\n"
+        << flags.Usage();
+    return s.ok() ? kExitOk : kExitUsage;
+  }
+  const auto usage_error = [&](const Status& s) {
+    err_ << "shortfall tail: " << s.message() << "\n";
+    return kExitUsage;
+  };
+  const auto failure = [&](const Status& s) {
+    out_.flush();
+    err_ << "shortfall tail: " << s.message() << "\n";
+    return kExitFailure;
+  };
+  if (flags.Get("brokers").empty()) return usage_error(InvalidArgumentError("--brokers LIST is required"));
+  const std::string topic = flags.Get("topic");
+  if (topic.empty()) return usage_error(InvalidArgumentError("--topic: empty name"));
+  Result<uint64_t> max = flags.GetUint("max");
+  if (!max.ok()) return usage_error(max.status());
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  DurationMs timeout = 0;
+  if (flags.Has("timeout")) {
+    Result<DurationMs> t = ParseDuration(flags.Get("timeout"));
+    if (!t.ok()) return usage_error(t.status().WithContext("--timeout"));
+    timeout = *t;
+    deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+  }
+  const bool json = flags.GetBool("json");
+
+  Result<std::unique_ptr<KafkaConsumer>> consumer = KafkaConsumer::Create(
+      {{"bootstrap.servers", flags.Get("brokers")}, {"isolation.level", "read_committed"}},
+      /*group_id=*/"");
+  if (!consumer.ok()) return usage_error(consumer.status().WithContext("--brokers"));
+  const DurationMs metadata_timeout =
+      deadline ? std::clamp<DurationMs>(timeout, 1, 10 * kMsPerSecond) : 10 * kMsPerSecond;
+  Result<int32_t> partitions = (*consumer)->PartitionCount(topic, metadata_timeout);
+  if (!partitions.ok()) return failure(partitions.status());
+  std::vector<TopicPartitionOffset> assignment;
+  for (int32_t p = 0; p < *partitions; ++p) {
+    assignment.push_back({topic, p, flags.GetBool("from-beginning") ? kOffsetBeginning : kOffsetEnd});
+  }
+  if (Status s = (*consumer)->Assign(assignment); !s.ok()) return failure(s);
+
+  constexpr uint64_t kMaxSkipWarnings = 10;
+  uint64_t shown = 0;
+  uint64_t skipped = 0;
+  const auto report_skipped = [&] {
+    if (skipped > kMaxSkipWarnings) {
+      err_ << "shortfall tail: skipped " << skipped << " records that are not alerts\n";
+    }
+  };
+  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  v1::ShortageAlert alert;
+  for (;;) {
+    DurationMs wait = 500;
+    if (deadline) {
+      wait = std::min<DurationMs>(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            *deadline - std::chrono::steady_clock::now())
+                                            .count());
+      if (wait <= 0) break;
+    }
+    batch.clear();
+    Result<size_t> n = (*consumer)->ConsumeBatch(500, wait, &batch);
+    if (!n.ok()) return failure(n.status());
+    for (const std::unique_ptr<RdKafka::Message>& message : batch) {
+      alert.Clear();
+      if (Status s = DecodeAlert(*message, &alert); !s.ok()) {
+        // A wrong --topic would flood the terminal: the first few are shown,
+        // the rest counted.
+        if (++skipped <= kMaxSkipWarnings) {
+          err_ << "shortfall tail: warning: skipped " << message->topic_name() << "["
+               << message->partition() << "]@" << message->offset() << " (" << message->len()
+               << " bytes): " << s.message() << "\n";
+          if (skipped == kMaxSkipWarnings) {
+            err_ << "shortfall tail: warning: further records that are not alerts are skipped silently\n";
+          }
+        }
+        continue;
+      }
+      if (json) {
+        Result<std::string> line = FormatAlertJson(alert);
+        if (!line.ok()) return failure(line.status());
+        out_ << *line << "\n";
+      } else {
+        out_ << FormatAlertLine(alert) << "\n";
+      }
+      if (++shown == *max) {
+        out_.flush();
+        report_skipped();
+        return kExitOk;
+      }
+    }
+    out_.flush();
+  }
+  out_.flush();
+  report_skipped();
+  if (*max > 0) {
+    err_ << "shortfall tail: timed out after " << FormatDuration(timeout) << " with " << shown
+         << " of " << *max << " alerts\n";
+    return kExitFailure;
   }
   return kExitOk;
 }

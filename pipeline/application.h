@@ -2,10 +2,12 @@
 // flags, validates them (errors name the flag), builds what the subcommand
 // needs and runs it. main() only hands over argv and returns the exit code.
 //
-// Exit codes: 0 success, 1 runtime failure (I/O, corrupt input framing),
-// 2 usage or configuration error.
+// Exit codes: 0 success, 1 runtime failure (I/O, corrupt input framing,
+// Kafka errors), 2 usage or configuration error.
 //
-// Thread-safety: one Application per process.
+// Thread-safety: one Application per process. `broker` blocks SIGINT and
+// SIGTERM in the calling thread (and so in the broker threads it starts)
+// and waits for one of them with sigwait(); it restores the mask on return.
 #ifndef SHORTFALL_PIPELINE_APPLICATION_H_
 #define SHORTFALL_PIPELINE_APPLICATION_H_
 
@@ -25,6 +27,8 @@ class Application {
  private:
   int Gen(const std::vector<std::string>& args);
   int Replay(const std::vector<std::string>& args);
+  int Broker(const std::vector<std::string>& args);
+  int Tail(const std::vector<std::string>& args);
   int Help();
 
   std::ostream& out_;
