@@ -22,6 +22,7 @@
 #include "pipeline/flags.h"
 #include "pipeline/kafka_client.h"
 #include "pipeline/replay.h"
+#include "pipeline/run_command.h"
 #include "scenario/generator.h"
 #include "shortfall/v1/shortage_alert.pb.h"
 
@@ -42,6 +43,8 @@ constexpr std::string_view kOverview =
     "usage: shortfall <command> [flags]\n"
     "\n"
     "commands:\n"
+    "  run       the pipeline on Kafka: consume shipment and customs events, keep\n"
+    "            windowed volumes per group and corridor (at_least_once)\n"
     "  gen       write a seeded scenario of shipment and customs events to a file,\n"
     "            or produce it to Kafka (--to-kafka)\n"
     "  replay    run the operators over an event file (a backtest, no Kafka) and\n"
@@ -107,13 +110,14 @@ TimestampMs ToMs(const google::protobuf::Timestamp& t) { return t.seconds() * 10
 // producer's partitioner: the generator's own partition numbers are not
 // kept. Returns the exit code and reports on `err`.
 int ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, EventFileFormat format,
-                    uint64_t rate, std::ostream& err) {
+                    uint64_t rate, bool keep_partitions, uint64_t first, uint64_t last, std::ostream& err) {
   const std::string content_type(format == EventFileFormat::kJson ? kJsonContentType : kProtobufContentType);
   const auto start = std::chrono::steady_clock::now();
   v1::EventRecord record;
   uint64_t produced = 0;
   Status failure;
-  while (generator.Next(&record)) {
+  for (uint64_t index = 0; index < last && generator.Next(&record); ++index) {
+    if (index < first) continue;
     Result<std::string> value = RecordValue(record, format);
     if (!value.ok()) {
       failure = value.status();
@@ -124,6 +128,7 @@ int ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, Eve
     out.key = record.key();
     out.value = *value;
     out.headers.emplace_back(kContentTypeHeader, content_type);
+    if (keep_partitions) out.partition = record.partition();
     if (record.has_record_time()) out.timestamp_ms = ToMs(record.record_time());
     if (Status s = producer.Produce(out); !s.ok()) {
       failure = s;
@@ -180,6 +185,7 @@ int Application::Run(const std::vector<std::string>& args) {
   if (command == "gen") return Gen(rest);
   if (command == "replay") return Replay(rest);
   if (command == "broker") return Broker(rest);
+  if (command == "run") return RunCommand(rest, out_, err_);
   if (command == "tail") return Tail(rest);
   if (command == "help" || command == "--help" || command == "-h") return Help();
   if (command == "version" || command == "--version") {
@@ -210,6 +216,13 @@ int Application::Gen(const std::vector<std::string>& args) {
                 "json, with a content-type header; the partitioner picks partitions, not --partitions)");
   flags.Add("brokers", "LIST", "Kafka bootstrap servers, host:port[,host:port] (with --to-kafka)");
   flags.Add("rate", "N", "records per second to Kafka; 0 for as fast as possible", "0");
+  flags.AddBool("keep-partitions",
+                "with --to-kafka: produce each record to the partition the generator gave it (the topics "
+                "need --partitions partitions), so a replay of the same seed sees the same partitions");
+  flags.Add("from-record", "N", "with --to-kafka: produce only records N onwards (0-based)", "0");
+  flags.Add("to-record", "N", "with --to-kafka: produce only records before N (0: to the end)", "0");
+  flags.Add("shipments-topic", "TOPIC", "topic of shipment events", "shipments.events.v1");
+  flags.Add("customs-topic", "TOPIC", "topic of customs events", "customs.events.v1");
   flags.AddBool("help", "show this help");
   if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
     if (!s.ok()) err_ << "shortfall gen: " << s.message() << "\n\n";
@@ -249,6 +262,8 @@ int Application::Gen(const std::vector<std::string>& args) {
   options.events = *events;
   options.partitions = static_cast<int32_t>(*partitions);
   options.start = *start;
+  options.shipments_topic = flags.Get("shipments-topic");
+  options.customs_topic = flags.Get("customs-topic");
   if (Status s = scenario::ValidateOptions(options); !s.ok()) return usage_error(s);
 
   const bool to_kafka = flags.GetBool("to-kafka");
@@ -258,7 +273,7 @@ int Application::Gen(const std::vector<std::string>& args) {
   if (to_kafka && flags.Get("brokers").empty()) {
     return usage_error(InvalidArgumentError("--brokers LIST is required with --to-kafka"));
   }
-  for (const char* kafka_flag : {"brokers", "rate"}) {
+  for (const char* kafka_flag : {"brokers", "rate", "keep-partitions"}) {
     if (!to_kafka && flags.Has(kafka_flag)) {
       return usage_error(InvalidArgumentError("--" + std::string(kafka_flag) + " needs --to-kafka"));
     }
@@ -272,7 +287,12 @@ int Application::Gen(const std::vector<std::string>& args) {
         {{"bootstrap.servers", flags.Get("brokers")}, {"message.timeout.ms", "30000"}});
     if (!producer.ok()) return usage_error(producer.status().WithContext("--brokers"));
     scenario::Generator generator(options);
-    const int code = ProduceScenario(generator, **producer, *format, *rate, err_);
+    Result<uint64_t> first = flags.GetUint("from-record");
+    if (!first.ok()) return usage_error(first.status());
+    Result<uint64_t> last = flags.GetUint("to-record");
+    if (!last.ok()) return usage_error(last.status());
+    const int code = ProduceScenario(generator, **producer, *format, *rate, flags.GetBool("keep-partitions"),
+                                     *first, *last == 0 ? UINT64_MAX : *last, err_);
     PrintGeneratorStats(generator.stats(), "generated", err_);
     return code;
   }

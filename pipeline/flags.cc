@@ -10,6 +10,16 @@ void FlagParser::Add(std::string name, std::string value_name, std::string help,
   flags_[std::move(name)] = Flag{std::move(value_name), std::move(help), std::move(default_value)};
 }
 
+void FlagParser::AddRepeated(std::string name, std::string value_name, std::string help) {
+  order_.push_back(name);
+  flags_[std::move(name)] = Flag{std::move(value_name), std::move(help), std::nullopt, true};
+}
+
+std::vector<std::string> FlagParser::GetAll(const std::string& name) const {
+  auto it = repeated_values_.find(name);
+  return it == repeated_values_.end() ? std::vector<std::string>() : it->second;
+}
+
 void FlagParser::AddBool(std::string name, std::string help) {
   order_.push_back(name);
   flags_[std::move(name)] = Flag{"", std::move(help), std::nullopt};
@@ -39,6 +49,11 @@ Status FlagParser::Parse(const std::vector<std::string>& args) {
         return InvalidArgumentError("--" + name + " needs a value (" + it->second.value_name + ")");
       }
       value = args[++i];
+    }
+    if (it->second.repeated) {
+      repeated_values_[name].push_back(*value);
+      values_[name] = *value;
+      continue;
     }
     if (!values_.emplace(name, *value).second) return InvalidArgumentError("--" + name + " given twice");
   }

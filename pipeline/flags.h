@@ -24,6 +24,8 @@ class FlagParser {
            std::optional<std::string> default_value = std::nullopt);
   // A flag that takes no value.
   void AddBool(std::string name, std::string help);
+  // A flag that takes a value and may be given many times (GetAll).
+  void AddRepeated(std::string name, std::string value_name, std::string help);
 
   // Parses args (without the program and subcommand names).
   Status Parse(const std::vector<std::string>& args);
@@ -32,6 +34,8 @@ class FlagParser {
   // The value given, else the default, else "".
   std::string Get(const std::string& name) const;
   bool GetBool(const std::string& name) const { return Has(name); }
+  // Every value of a repeated flag, in command-line order.
+  std::vector<std::string> GetAll(const std::string& name) const;
   Result<uint64_t> GetUint(const std::string& name) const;
   Result<int64_t> GetInt(const std::string& name) const;
 
@@ -43,10 +47,12 @@ class FlagParser {
     std::string value_name;  // empty for boolean flags
     std::string help;
     std::optional<std::string> default_value;
+    bool repeated = false;
   };
   std::vector<std::string> order_;
   std::map<std::string, Flag> flags_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> repeated_values_;
 };
 
 }  // namespace shortfall::pipeline

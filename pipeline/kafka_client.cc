@@ -332,6 +332,12 @@ class KafkaConsumer::Callbacks final : public RdKafka::RebalanceCb, public RdKaf
     const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     const std::vector<TopicPartition> changed = ToTopicPartitions(partitions);
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      if (listener != nullptr) {
+        for (RdKafka::TopicPartition* p : partitions) {
+          const int64_t start = listener->StartOffset(TopicPartition{p->topic(), p->partition()});
+          p->set_offset(start == kOffsetStored ? RdKafka::Topic::OFFSET_STORED : start);
+        }
+      }
       std::string failure;
       if (cooperative) {
         std::unique_ptr<RdKafka::Error> error(consumer->incremental_assign(partitions));

@@ -192,6 +192,15 @@ class RebalanceListener {
   // with the cooperative protocol: only the new ones). Fetching starts at the
   // group's committed offset, else auto.offset.reset.
   virtual void OnAssigned(const std::vector<TopicPartition>& partitions) = 0;
+  // Where to start reading a partition about to be assigned: an absolute
+  // offset, kOffsetBeginning, kOffsetEnd, or kOffsetStored (the group's
+  // committed offset, else auto.offset.reset; the default). Asked for each
+  // partition before it is assigned, so a listener whose own state records
+  // a position (a task's store) can start there.
+  virtual int64_t StartOffset(const TopicPartition& partition) {
+    (void)partition;
+    return kOffsetStored;
+  }
   // `partitions` are about to be removed. lost = true: they were already
   // taken away (session timeout, fenced): do not commit for them, drop their
   // uncommitted work.

@@ -13,6 +13,8 @@ packages=(
   libprotobuf-dev protobuf-compiler librocksdb-dev libyaml-cpp-dev
   # tests, fuzzing, benchmarks
   libgtest-dev libgmock-dev clang libclang-rt-14-dev python3
+  # the real Kafka broker of the integration tests (tools/kafka.sh), and kcat to read topics
+  openjdk-17-jre-headless maven kcat
 )
 
 missing=()

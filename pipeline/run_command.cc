@@ -1,0 +1,96 @@
+#include "pipeline/run_command.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+
+#include "operators/catalog.h"
+#include "pipeline/flags.h"
+#include "pipeline/run_config.h"
+#include "pipeline/runtime.h"
+
+namespace shortfall::pipeline {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// The runtime a signal should stop; set while Run() runs.
+std::atomic<Runtime*> g_running{nullptr};
+std::atomic<int> g_signals{0};
+
+extern "C" void OnSignal(int) {
+  // A second signal exits at once; the first asks for a clean stop.
+  if (g_signals.fetch_add(1) > 0) std::_Exit(130);
+  if (Runtime* r = g_running.load()) r->RequestStop();
+}
+
+}  // namespace
+
+int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  FlagParser flags;
+  flags.Add("config", "FILE", "YAML configuration (deploy/shortfall.example.yaml documents every key)");
+  flags.Add("brokers", "LIST", "bootstrap servers; overrides kafka.bootstrap_servers");
+  flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set window.bucket=30m (repeatable)");
+  flags.AddBool("until-idle", "stop once all input is processed and committed (backfills, tests)");
+  flags.Add("totals-csv", "FILE", "with --until-idle: write this instance's totals per series");
+  flags.AddBool("print-config", "print the effective configuration (secrets redacted) and exit");
+  flags.AddBool("help", "show this help");
+  if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
+    if (!s.ok()) err << "shortfall run: " << s.message() << "\n\n";
+    (s.ok() ? out : err) << "usage: shortfall run [--config FILE] [--brokers LIST] [--set key=value ...]\n\n"
+                         << flags.Usage();
+    return s.ok() ? kExitOk : kExitUsage;
+  }
+  const auto usage_error = [&](const Status& s) {
+    err << "shortfall run: " << s.message() << "\n";
+    return kExitUsage;
+  };
+  RunConfig config;
+  if (flags.Has("config")) {
+    Result<RunConfig> loaded = LoadRunConfig(flags.Get("config"));
+    if (!loaded.ok()) return usage_error(loaded.status());
+    config = std::move(loaded).value();
+  }
+  if (flags.Has("brokers")) config.brokers = flags.Get("brokers");
+  for (const std::string& assignment : flags.GetAll("set")) {
+    if (Status s = ApplyOverride(assignment, &config); !s.ok()) return usage_error(s.WithContext("--set"));
+  }
+  if (Status s = ValidateRunConfig(config); !s.ok()) return usage_error(s);
+  if (flags.GetBool("print-config")) {
+    out << DescribeRunConfig(config);
+    return kExitOk;
+  }
+  Result<operators::Catalog> catalog = config.catalog_path.empty()
+                                           ? Result<operators::Catalog>(operators::Catalog::Default())
+                                           : operators::Catalog::LoadFile(config.catalog_path);
+  if (!catalog.ok()) return usage_error(catalog.status());
+
+  err << "shortfall run: configuration\n" << DescribeRunConfig(config);
+  RuntimeOptions options;
+  options.config = std::move(config);
+  options.until_idle = flags.GetBool("until-idle");
+  options.totals_csv = flags.Get("totals-csv");
+  Result<std::unique_ptr<Runtime>> runtime = Runtime::Create(std::move(options), *catalog, err);
+  if (!runtime.ok()) {
+    err << "shortfall run: " << runtime.status().ToString() << "\n";
+    const StatusCode code = runtime.status().code();
+    return code == StatusCode::kInvalidArgument || code == StatusCode::kFailedPrecondition ||
+                   code == StatusCode::kNotFound
+               ? kExitUsage
+               : kExitFailure;
+  }
+  g_running.store(runtime->get());
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Status s = (*runtime)->Run();
+  g_running.store(nullptr);
+  if (!s.ok()) {
+    err << "shortfall run: " << s.ToString() << "\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace shortfall::pipeline

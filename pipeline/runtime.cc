@@ -1,0 +1,553 @@
+#include "pipeline/runtime.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "operators/contribution_buffer.h"
+#include "operators/event_decoder.h"
+#include "operators/event_normalizer.h"
+#include "operators/source_watermarks.h"
+#include "operators/volume_aggregator.h"
+#include "operators/watermark.h"
+#include "pipeline/rocksdb_state_store.h"
+#include "shortfall/internal/repartition.pb.h"
+
+namespace shortfall::pipeline {
+namespace {
+
+using operators::EventSource;
+using operators::PartitionKey;
+
+constexpr DurationMs kFlushTimeout = 60 * kMsPerSecond;
+// How long an input partition must have been read to its end before it
+// declares itself idle (and stops holding windows back). Shorter closes
+// windows sooner on a quiet partition; too short, and a partition between
+// two bursts is skipped and its next records come too late for windows the
+// others closed.
+constexpr auto kIdleAfter = std::chrono::seconds(30);
+constexpr DurationMs kPollTimeout = 100;
+
+// Checkpoint blob of a task's store: the next offset to read.
+std::string EncodeOffset(int64_t offset) { return "offset=" + std::to_string(offset); }
+
+Result<int64_t> DecodeOffset(const std::string& blob) {
+  if (blob.empty()) return int64_t{-1};
+  int64_t v = 0;
+  const char* begin = blob.data() + 7;
+  auto [p, ec] = std::from_chars(begin, blob.data() + blob.size(), v);
+  if (blob.rfind("offset=", 0) != 0 || ec != std::errc() || p != blob.data() + blob.size()) {
+    return DataLossError("task checkpoint '" + blob + "' is not an offset");
+  }
+  return v;
+}
+
+// A copy: a Header owns its value, and get_last returns it by value.
+std::string HeaderValue(RdKafka::Message& message, const std::string& name) {
+  RdKafka::Headers* headers = message.headers();
+  if (headers == nullptr) return {};
+  const RdKafka::Headers::Header h = headers->get_last(name);
+  if (h.err() != RdKafka::ERR_NO_ERROR || h.value() == nullptr) return {};
+  return std::string(static_cast<const char*>(h.value()), h.value_size());
+}
+
+std::string_view Value(const RdKafka::Message& m) {
+  return m.payload() == nullptr ? std::string_view()
+                                : std::string_view(static_cast<const char*>(m.payload()), m.len());
+}
+
+std::string_view Key(const RdKafka::Message& m) {
+  return m.key_pointer() == nullptr
+             ? std::string_view()
+             : std::string_view(static_cast<const char*>(m.key_pointer()), m.key_len());
+}
+
+KafkaProperties ClientProperties(const RunConfig& config, const KafkaProperties& role) {
+  KafkaProperties props = {{"bootstrap.servers", config.brokers}};
+  props.insert(props.end(), config.kafka_common.begin(), config.kafka_common.end());
+  props.insert(props.end(), role.begin(), role.end());
+  return props;
+}
+
+std::string TaskDir(const RunConfig& config, const TopicPartition& tp) {
+  return (std::filesystem::path(config.state_dir) / config.application_id /
+          (tp.topic + "-" + std::to_string(tp.partition)))
+      .string();
+}
+
+}  // namespace
+
+struct Runtime::StageOneTask {
+  StageOneTask(const operators::Catalog& catalog, const RunConfig& config, EventSource src)
+      : source(src),
+        normalizer(catalog, config.pipeline.normalizer, &corridors),
+        watermarks(config.pipeline.window.allowed_lateness),
+        buffer(config.pipeline.window.bucket) {}
+  EventSource source;
+  std::unique_ptr<RocksDbStateStore> store;
+  operators::CorridorTable corridors;
+  operators::EventNormalizer normalizer;
+  operators::WatermarkTracker watermarks;
+  operators::ContributionBuffer buffer;
+  int64_t next_offset = -1;      // to commit; -1 before the first record
+  int64_t restored_offset = -1;  // records below it were processed before a restart
+  TimestampMs sent_watermark = kMinTimestamp;
+  bool sent_idle = false;
+  std::optional<std::chrono::steady_clock::time_point> caught_up_since;
+  bool sent_any = false;         // a watermark record has gone out since the task opened
+  operators::NormalizedEvent event;
+  v1::ShipmentEvent shipment;
+  v1::CustomsEvent customs;
+};
+
+struct Runtime::StageTwoTask {
+  StageTwoTask(const RunConfig& config, std::vector<std::string> group_names)
+      : aggregator(config.pipeline.window, std::move(group_names), &corridors) {}
+  std::unique_ptr<RocksDbStateStore> store;
+  operators::CorridorTable corridors;
+  operators::VolumeAggregator aggregator;
+  operators::SourceWatermarks sources;
+  int64_t next_offset = -1;
+  int64_t restored_offset = -1;
+  std::vector<operators::WindowReport> reports;
+  internal::RepartitionRecord record;
+};
+
+Runtime::Runtime(RuntimeOptions options, const operators::Catalog& catalog, std::ostream& log)
+    : options_(std::move(options)), catalog_(catalog), log_(log) {}
+
+Runtime::~Runtime() {
+  if (consumer_) consumer_->Close().IgnoreError();  // Run() closes; this is the error path
+}
+
+Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
+                                                 const operators::Catalog& catalog,
+                                                 std::ostream& log) {
+  SHORTFALL_RETURN_IF_ERROR(ValidateRunConfig(options.config));
+  if (options.config.guarantee != ProcessingGuarantee::kAtLeastOnce) {
+    return InvalidArgumentError(
+        "processing.guarantee: exactly_once is not available yet; use at_least_once");
+  }
+  std::unique_ptr<Runtime> runtime(new Runtime(std::move(options), catalog, log));
+  SHORTFALL_RETURN_IF_ERROR(runtime->Start());
+  return runtime;
+}
+
+Status Runtime::Start() {
+  const RunConfig& c = options_.config;
+  repartition_topic_ = RepartitionTopicName(c);
+  SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<KafkaAdmin> admin,
+                             KafkaAdmin::Create(ClientProperties(c, c.kafka_common)));
+  // Inputs must exist: their partition counts are the sources stage two waits for.
+  for (const auto& [topic, source] : {std::pair{c.topics.shipments, EventSource::kShipments},
+                                      std::pair{c.topics.customs, EventSource::kCustoms}}) {
+    Result<int32_t> n = admin->PartitionCount(topic, 30 * kMsPerSecond);
+    if (!n.ok()) return n.status().WithContext("input topic '" + topic + "'");
+    for (int32_t p = 0; p < *n; ++p) input_partitions_.emplace_back(source, p);
+  }
+  SHORTFALL_RETURN_IF_ERROR(admin->EnsureTopic(repartition_topic_, c.repartition_partitions,
+                                               c.replication_factor, {}, 30 * kMsPerSecond));
+  // A topic just created may take a moment to show in metadata.
+  for (int attempt = 0;; ++attempt) {
+    Result<int32_t> n = admin->PartitionCount(repartition_topic_);
+    if (n.ok()) {
+      repartition_partitions_ = *n;
+      break;
+    }
+    if (n.status().code() != StatusCode::kNotFound || attempt == 50) return n.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (const std::string& topic : {c.topics.dlq, c.topics.alerts}) {
+    SHORTFALL_RETURN_IF_ERROR(
+        admin->EnsureTopic(topic, c.repartition_partitions, c.replication_factor, {}, 30 * kMsPerSecond));
+  }
+  SHORTFALL_ASSIGN_OR_RETURN(producer_, KafkaProducer::Create(ClientProperties(c, c.kafka_producer)));
+  SHORTFALL_ASSIGN_OR_RETURN(consumer_,
+                             KafkaConsumer::Create(ClientProperties(c, c.kafka_consumer), c.application_id));
+  SHORTFALL_RETURN_IF_ERROR(
+      consumer_->Subscribe({c.topics.shipments, c.topics.customs, repartition_topic_}, this));
+  log_ << "shortfall run: group " << c.application_id << ", " << input_partitions_.size()
+       << " input partitions, " << repartition_partitions_ << " repartition partitions ("
+       << repartition_topic_ << "), guarantee " << GuaranteeName(c.guarantee) << "\n";
+  return OkStatus();
+}
+
+Status Runtime::OpenStageOne(const TopicPartition& tp) {
+  const RunConfig& c = options_.config;
+  const EventSource source = tp.topic == c.topics.shipments ? EventSource::kShipments : EventSource::kCustoms;
+  auto task = std::make_unique<StageOneTask>(catalog_, c, source);
+  const std::string dir = TaskDir(c, tp);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+  SHORTFALL_ASSIGN_OR_RETURN(task->store, RocksDbStateStore::Open(dir));
+  SHORTFALL_RETURN_IF_ERROR(task->watermarks.Restore(*task->store));
+  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, task->store->LastCheckpoint());
+  SHORTFALL_ASSIGN_OR_RETURN(task->restored_offset, DecodeOffset(checkpoint));
+  task->sent_watermark = task->watermarks.PartitionWatermark(PartitionKey{source, tp.partition});
+  stage_one_[tp] = std::move(task);
+  return OkStatus();
+}
+
+Status Runtime::OpenStageTwo(const TopicPartition& tp) {
+  const RunConfig& c = options_.config;
+  std::vector<std::string> names;
+  for (size_t g = 0; g < catalog_.group_count(); ++g) {
+    names.emplace_back(catalog_.group_name(static_cast<operators::GroupId>(g)));
+  }
+  names.emplace_back("unclassified");
+  auto task = std::make_unique<StageTwoTask>(c, std::move(names));
+  const std::string dir = TaskDir(c, tp);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+  SHORTFALL_ASSIGN_OR_RETURN(task->store, RocksDbStateStore::Open(dir));
+  SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
+  SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
+  for (const auto& [source, partition] : input_partitions_) task->sources.Expect(PartitionKey{source, partition});
+  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, task->store->LastCheckpoint());
+  SHORTFALL_ASSIGN_OR_RETURN(task->restored_offset, DecodeOffset(checkpoint));
+  stage_two_[tp] = std::move(task);
+  return OkStatus();
+}
+
+int64_t Runtime::StartOffset(const TopicPartition& tp) {
+  if (tp.topic != repartition_topic_) return kOffsetStored;
+  if (!stage_two_.count(tp)) {
+    Status s = OpenStageTwo(tp);
+    if (!s.ok()) {
+      if (callback_error_.ok()) callback_error_ = s.WithContext("opening task " + tp.topic + "-" + std::to_string(tp.partition));
+      return kOffsetStored;
+    }
+  }
+  const int64_t restored = stage_two_[tp]->restored_offset;
+  return restored >= 0 ? restored : kOffsetBeginning;
+}
+
+void Runtime::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  for (const TopicPartition& tp : partitions) {
+    if (stage_one_.count(tp) || stage_two_.count(tp)) continue;  // opened by StartOffset
+    Status s = tp.topic == repartition_topic_ ? OpenStageTwo(tp) : OpenStageOne(tp);
+    if (!s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("opening task " + tp.topic + "-" + std::to_string(tp.partition));
+  }
+  log_ << "shortfall run: assigned " << partitions.size() << " partitions (" << stage_one_.size()
+       << " input, " << stage_two_.size() << " repartition tasks)\n";
+}
+
+void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
+  if (!lost) {
+    Status s = Commit(&partitions);
+    if (!s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("committing revoked partitions");
+  }
+  for (const TopicPartition& tp : partitions) {
+    stage_one_.erase(tp);
+    stage_two_.erase(tp);
+  }
+  log_ << "shortfall run: " << (lost ? "lost " : "revoked ") << partitions.size() << " partitions\n";
+}
+
+Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail) {
+  OutgoingRecord r;
+  r.topic = options_.config.topics.dlq;
+  r.key = Key(message);
+  r.value = Value(message);
+  if (RdKafka::Headers* headers = message.headers()) {
+    for (const RdKafka::Headers::Header& h : headers->get_all()) {
+      r.headers.emplace_back(h.key(), std::string(static_cast<const char*>(h.value()), h.value_size()));
+    }
+  }
+  r.headers.emplace_back("shortfall.reason", std::string(reason));
+  r.headers.emplace_back("shortfall.detail", std::string(detail));
+  r.headers.emplace_back("shortfall.source.topic", message.topic_name());
+  r.headers.emplace_back("shortfall.source.partition", std::to_string(message.partition()));
+  r.headers.emplace_back("shortfall.source.offset", std::to_string(message.offset()));
+  return producer_->Produce(r);
+}
+
+Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
+  ++stats_.records;
+  const operators::PayloadFormat format =
+      operators::PayloadFormatFromContentType(HeaderValue(message, "content-type"));
+  const RdKafka::MessageTimestamp ts = message.timestamp();
+  const TimestampMs record_time = ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? ts.timestamp : 0;
+  std::optional<operators::Invalid> bad;
+  if (task.source == EventSource::kShipments) {
+    bad = operators::DecodeShipmentEvent(Value(message), format, &task.shipment);
+    if (!bad) bad = task.normalizer.Normalize(task.shipment, record_time, &task.event);
+  } else {
+    bad = operators::DecodeCustomsEvent(Value(message), format, &task.customs);
+    if (!bad) bad = task.normalizer.Normalize(task.customs, record_time, &task.event);
+  }
+  if (bad) {
+    ++stats_.invalid;
+    return DeadLetter(message, operators::InvalidReasonName(bad->reason), bad->detail);
+  }
+  const PartitionKey key{task.source, message.partition()};
+  if (task.event.actual && task.watermarks.Admit(key, task.event.event_time) == operators::Admission::kLate) {
+    ++stats_.late;
+    return DeadLetter(message, operators::kLateReasonName,
+                      "event_time " + FormatUtc(task.event.event_time) + " is before the partition watermark " +
+                          FormatUtc(task.watermarks.PartitionWatermark(key)));
+  }
+  ++stats_.accepted;
+  for (const operators::GroupContribution& c : task.event.groups) {
+    task.buffer.Add(c.group, task.event.corridor, task.event.event_time, c.delta);
+  }
+  return OkStatus();
+}
+
+Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message) {
+  const std::string_view value = Value(message);
+  if (!task.record.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+      task.record.source_topic() > 1) {
+    // Only shortfall writes this topic; a bad record here is a bug or a
+    // foreign writer. Count it and go on rather than stall the partition.
+    log_ << "shortfall run: skipping undecodable repartition record at " << message.topic_name() << "-"
+         << message.partition() << "@" << message.offset() << "\n";
+    return OkStatus();
+  }
+  const internal::RepartitionRecord& r = task.record;
+  const PartitionKey source{static_cast<EventSource>(r.source_topic()), r.source_partition()};
+  if (r.has_contribution()) {
+    const internal::VolumeContribution& c = r.contribution();
+    std::optional<operators::GroupId> group;
+    if (c.group() == "unclassified") {
+      group = static_cast<operators::GroupId>(catalog_.group_count());
+    } else {
+      group = catalog_.FindGroup(c.group());
+    }
+    std::optional<operators::CorridorId> corridor = task.corridors.InternCode(c.corridor());
+    if (!group || !corridor) {
+      log_ << "shortfall run: repartition record for unknown group or corridor '" << c.group() << "' '"
+           << c.corridor() << "' (another catalog?); skipped\n";
+      return OkStatus();
+    }
+    operators::VolumeDelta delta;
+    delta.shipments = c.volume().shipments();
+    delta.goods_lines = c.volume().goods_lines();
+    for (int i = 0; i < c.volume().quantity_size() && i < static_cast<int>(operators::kUnitCount); ++i) {
+      delta.quantity[static_cast<size_t>(i)] = c.volume().quantity(i);
+    }
+    delta.gross_weight = c.volume().gross_weight_g();
+    delta.declared_value = c.volume().declared_value();
+    for (int i = 0; i < c.volume().customs_size() && i < static_cast<int>(operators::kCustomsStatusCount); ++i) {
+      delta.customs[static_cast<size_t>(i)] = c.volume().customs(i);
+    }
+    ++stats_.contributions;
+    if (!task.aggregator.AddToSeries(operators::SeriesKey{*group, *corridor}, c.bucket_start_ms(), delta)) {
+      ++stats_.late_after_repartition;
+    }
+  }
+  task.sources.Update(source, r.source_watermark_ms(), r.source_idle());
+  task.reports.clear();
+  task.aggregator.AdvanceTo(task.sources.Combined(), &task.reports);
+  stats_.windows_closed += task.reports.size();
+  return OkStatus();
+}
+
+Status Runtime::Process(RdKafka::Message& message) {
+  const TopicPartition tp{message.topic_name(), message.partition()};
+  if (auto it = stage_one_.find(tp); it != stage_one_.end()) {
+    StageOneTask& task = *it->second;
+    if (message.offset() < task.restored_offset) return OkStatus();  // committed to the store already
+    SHORTFALL_RETURN_IF_ERROR(ProcessInput(task, message));
+    task.next_offset = message.offset() + 1;
+    return OkStatus();
+  }
+  if (auto it = stage_two_.find(tp); it != stage_two_.end()) {
+    StageTwoTask& task = *it->second;
+    if (message.offset() < task.restored_offset) return OkStatus();
+    SHORTFALL_RETURN_IF_ERROR(ProcessRepartition(task, message));
+    task.next_offset = message.offset() + 1;
+    return OkStatus();
+  }
+  return OkStatus();  // a partition revoked while its messages were in the batch
+}
+
+Status Runtime::Commit(const std::vector<TopicPartition>* only) {
+  const auto selected = [&](const TopicPartition& tp) {
+    return only == nullptr || std::find(only->begin(), only->end(), tp) != only->end();
+  };
+  // 1. Stage one: partial sums, then each source's watermark to every
+  //    repartition partition (after its contributions: docs/runtime.md).
+  std::vector<operators::ContributionBuffer::Entry> entries;
+  internal::RepartitionRecord record;
+  std::string bytes;
+  for (auto& [tp, task_ptr] : stage_one_) {
+    if (!selected(tp)) continue;
+    StageOneTask& task = *task_ptr;
+    const PartitionKey key{task.source, tp.partition};
+    entries.clear();
+    task.buffer.Drain(&entries);
+    record.Clear();
+    record.set_source_topic(static_cast<uint32_t>(task.source));
+    record.set_source_partition(tp.partition);
+    record.set_source_watermark_ms(task.sent_watermark);
+    for (const auto& e : entries) {
+      internal::VolumeContribution* c = record.mutable_contribution();
+      c->set_group(std::string(task.normalizer.GroupName(e.series.group)));
+      c->set_corridor(task.corridors.Code(e.series.corridor));
+      c->set_bucket_start_ms(e.bucket_start);
+      internal::VolumeBucketState* v = c->mutable_volume();
+      v->Clear();
+      v->set_shipments(e.volume.shipments);
+      v->set_goods_lines(e.volume.goods_lines);
+      for (int64_t q : e.volume.quantity) v->add_quantity(q);
+      v->set_gross_weight_g(e.volume.gross_weight);
+      v->set_declared_value(e.volume.declared_value);
+      for (uint64_t n : e.volume.customs) v->add_customs(n);
+      record.SerializeToString(&bytes);
+      const std::string key_text = c->group() + "/" + c->corridor();
+      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .key = key_text, .value = bytes}));
+      ++stats_.repartition_records;
+    }
+    Result<int64_t> lag = consumer_->Lag(tp);
+    const auto now = std::chrono::steady_clock::now();
+    if (!lag.ok() || *lag > 0) {
+      task.caught_up_since.reset();
+    } else if (!task.caught_up_since) {
+      task.caught_up_since = now;
+    }
+    const bool idle = task.caught_up_since && now - *task.caught_up_since >= kIdleAfter;
+    const TimestampMs watermark = task.watermarks.PartitionWatermark(key);
+    // A watermark record only when something changed: stage two learns
+    // nothing from a repeat, and an idle pipeline must go quiet.
+    if (task.sent_any && watermark == task.sent_watermark && idle == task.sent_idle) continue;
+    task.sent_any = true;
+    task.sent_watermark = watermark;
+    task.sent_idle = idle;
+    record.Clear();
+    record.set_source_topic(static_cast<uint32_t>(task.source));
+    record.set_source_partition(tp.partition);
+    record.set_source_watermark_ms(task.sent_watermark);
+    record.set_source_idle(idle);
+    record.SerializeToString(&bytes);
+    for (int32_t p = 0; p < repartition_partitions_; ++p) {
+      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .partition = p, .value = bytes}));
+    }
+  }
+  // 2. Every output acknowledged before anything commits.
+  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(kFlushTimeout).WithContext("delivering outputs"));
+  // 3. Task state with its offset, then the offsets to the group.
+  std::vector<TopicPartitionOffset> offsets;
+  operators::StateWriteBatch batch;
+  for (auto& [tp, task] : stage_one_) {
+    if (!selected(tp) || task->next_offset < 0) continue;
+    batch.Clear();
+    task->watermarks.Flush(&batch);
+    SHORTFALL_RETURN_IF_ERROR(task->store->Commit(batch, EncodeOffset(task->next_offset)));
+    offsets.push_back({tp.topic, tp.partition, task->next_offset});
+  }
+  for (auto& [tp, task] : stage_two_) {
+    if (!selected(tp) || task->next_offset < 0) continue;
+    batch.Clear();
+    task->aggregator.Flush(&batch);
+    task->sources.Flush(&batch);
+    SHORTFALL_RETURN_IF_ERROR(task->store->Commit(batch, EncodeOffset(task->next_offset)));
+    offsets.push_back({tp.topic, tp.partition, task->next_offset});
+  }
+  Status committed = consumer_->CommitSync(offsets);
+  if (!committed.ok() && committed.code() != StatusCode::kFailedPrecondition) return committed;
+  // kFailedPrecondition: the group moved on; the stores hold the offsets, and
+  // the next owner starts from the group's older offset (at_least_once).
+  ++stats_.commits;
+  return OkStatus();
+}
+
+Result<bool> Runtime::CaughtUp() {
+  if (stage_one_.empty() && stage_two_.empty()) return false;
+  for (const auto& [tp, task] : stage_one_) {
+    if (!task->buffer.empty()) return false;
+  }
+  // Lag comes from the latest fetch responses (no network round trip); a
+  // partition not fetched yet has none and is not caught up.
+  for (const auto& [tp, task] : stage_one_) {
+    Result<int64_t> lag = consumer_->Lag(tp);
+    if (!lag.ok() || *lag > 0) return false;
+  }
+  for (const auto& [tp, task] : stage_two_) {
+    Result<int64_t> lag = consumer_->Lag(tp);
+    if (!lag.ok() || *lag > 0) return false;
+  }
+  return true;
+}
+
+Status Runtime::WriteTotals() {
+  if (options_.totals_csv.empty()) return OkStatus();
+  std::ofstream csv(options_.totals_csv, std::ios::trunc);
+  if (!csv) return InvalidArgumentError("--totals-csv: cannot write '" + options_.totals_csv + "'");
+  csv << "group,corridor,shipments,goods_lines,gross_weight_g,declared_value_e4";
+  for (size_t u = 0; u < operators::kUnitCount; ++u) {
+    csv << ",quantity_" << operators::UnitName(static_cast<operators::Unit>(u)) << "_e3";
+  }
+  for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv << ",customs_" << operators::CustomsStatusName(s);
+  csv << "\n";
+  for (auto& [tp, task] : stage_two_) {
+    for (const operators::SeriesSummary& s : task->aggregator.Summaries()) {
+      const operators::VolumeDelta& t = s.total;
+      csv << task->aggregator.group_name(s.series.group) << "," << task->corridors.Code(s.series.corridor) << ","
+          << t.shipments << "," << t.goods_lines << "," << t.gross_weight << "," << t.declared_value;
+      for (int64_t q : t.quantity) csv << "," << q;
+      for (size_t k = 1; k < operators::kCustomsStatusCount; ++k) csv << "," << t.customs[k];
+      csv << "\n";
+    }
+  }
+  csv.close();
+  if (!csv) return UnavailableError("--totals-csv: write failed for '" + options_.totals_csv + "'");
+  return OkStatus();
+}
+
+Status Runtime::Run() {
+  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  auto last_commit = std::chrono::steady_clock::now();
+  int idle_polls = 0;
+  Status result;
+  while (!stop_.load()) {
+    batch.clear();
+    Result<size_t> n = consumer_->ConsumeBatch(static_cast<size_t>(options_.config.batch_size), kPollTimeout, &batch);
+    if (!callback_error_.ok()) {
+      result = callback_error_;
+      break;
+    }
+    if (!n.ok()) {
+      result = n.status();
+      break;
+    }
+    for (auto& message : batch) {
+      result = Process(*message);
+      if (!result.ok()) break;
+    }
+    if (!result.ok()) break;
+    const auto now = std::chrono::steady_clock::now();
+    // Commit each interval, and as soon as input pauses, but only after reading something.
+    if (*n > 0) uncommitted_ = true;
+    // While nothing arrives, still commit once a second: that is how a quiet
+    // partition's watermark and idleness reach stage two.
+    const bool quiet_tick = !uncommitted_ && now - last_commit >= std::chrono::seconds(1);
+    if ((uncommitted_ && (*n == 0 || now - last_commit >= std::chrono::milliseconds(options_.config.commit_interval))) ||
+        quiet_tick) {
+      result = Commit();
+      if (!result.ok()) break;
+      last_commit = now;
+      uncommitted_ = false;
+    }
+    if (options_.until_idle && *n == 0) {
+      Result<bool> caught_up = CaughtUp();
+      idle_polls = caught_up.ok() && *caught_up ? idle_polls + 1 : 0;
+      // Twice in a row: the last commit's repartition records were read too.
+      if (idle_polls >= 3) break;
+    }
+  }
+  if (result.ok()) result = Commit();
+  if (result.ok()) result = WriteTotals();
+  log_ << "shortfall run: " << stats_.records << " input records (" << stats_.accepted << " accepted, "
+       << stats_.invalid << " invalid, " << stats_.late << " late), " << stats_.repartition_records
+       << " repartition records sent, " << stats_.contributions << " applied ("
+       << stats_.late_after_repartition << " too late for their window), " << stats_.commits << " commits\n";
+  Status closed = consumer_->Close();
+  return result.ok() ? closed : result;
+}
+
+}  // namespace shortfall::pipeline

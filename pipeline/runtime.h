@@ -1,0 +1,118 @@
+// Runtime: `shortfall run` — the operator core on Kafka, at_least_once.
+//
+// One consumer in the group <application_id> reads the two input topics and
+// the repartition topic; each assigned partition is a task with its own
+// RocksDB store under <state_dir>/<application_id>/. Stage-one tasks (input
+// partitions) decode, validate, check lateness, send bad and late records to
+// the dead-letter topic and pre-aggregate the rest into the repartition
+// topic; stage-two tasks (repartition partitions) keep the windowed volumes.
+// docs/runtime.md describes the protocol and the commit order: outputs are
+// flushed, then task state and offsets commit to the task's store, then the
+// offsets commit to the group. A crash replays input since the last commit
+// (duplicates possible, nothing lost).
+//
+// Thread-safety: Run() on one thread; RequestStop() from any thread or a
+// signal handler (it only sets an atomic flag).
+// Failure: configuration and topic problems fail Create(); a delivery that
+// fails for good, a store that cannot commit, or a fatal consumer error end
+// Run() with the error, without committing past what was stored.
+#ifndef SHORTFALL_PIPELINE_RUNTIME_H_
+#define SHORTFALL_PIPELINE_RUNTIME_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "operators/catalog.h"
+#include "pipeline/kafka_client.h"
+#include "pipeline/run_config.h"
+
+namespace shortfall::pipeline {
+
+struct RuntimeOptions {
+  RunConfig config;
+  // Stop once every assigned partition has been read to its end and the
+  // results are committed (for backfills, tests and the demo).
+  bool until_idle = false;
+  // With until_idle: write this instance's all-time totals per series here
+  // (the same CSV as `replay --totals-csv`).
+  std::string totals_csv;
+};
+
+// Counts since start, for the log and tests.
+struct RuntimeStats {
+  uint64_t records = 0;             // input records read by stage one
+  uint64_t accepted = 0;
+  uint64_t invalid = 0;             // sent to the DLQ with an InvalidReason
+  uint64_t late = 0;                // sent to the DLQ as "late"
+  uint64_t repartition_records = 0; // contribution records produced
+  uint64_t contributions = 0;       // contribution records applied by stage two
+  uint64_t late_after_repartition = 0;
+  uint64_t commits = 0;
+  uint64_t windows_closed = 0;      // window reports from stage two
+};
+
+class Runtime : public RebalanceListener {
+ public:
+  // Connects, checks or creates the internal and output topics, subscribes.
+  static Result<std::unique_ptr<Runtime>> Create(RuntimeOptions options,
+                                                 const operators::Catalog& catalog, std::ostream& log);
+  ~Runtime() override;
+
+  // Processes until RequestStop() (or idle, with until_idle); commits and
+  // leaves the group before returning.
+  Status Run();
+  void RequestStop() { stop_.store(true); }
+
+  const RuntimeStats& stats() const { return stats_; }
+
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override;
+  // Stage two starts where its store says (its state covers everything
+  // before); with no local state, from the beginning of the repartition
+  // topic, rebuilding the state from it. Stage one starts at the group's
+  // offset (its store only holds a watermark; records the store already
+  // covers are skipped).
+  int64_t StartOffset(const TopicPartition& partition) override;
+  void OnRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;
+
+ private:
+  struct StageOneTask;
+  struct StageTwoTask;
+
+  Runtime(RuntimeOptions options, const operators::Catalog& catalog, std::ostream& log);
+  Status Start();
+  Status Process(RdKafka::Message& message);
+  Status ProcessInput(StageOneTask& task, RdKafka::Message& message);
+  Status ProcessRepartition(StageTwoTask& task, RdKafka::Message& message);
+  Status DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail);
+  // Drains stage one, flushes outputs, commits stores, then group offsets.
+  // Only the tasks of `only` when given (a revocation).
+  Status Commit(const std::vector<TopicPartition>* only = nullptr);
+  Status OpenStageOne(const TopicPartition& tp);
+  Status OpenStageTwo(const TopicPartition& tp);
+  Result<bool> CaughtUp();
+  Status WriteTotals();
+
+  RuntimeOptions options_;
+  const operators::Catalog& catalog_;
+  std::ostream& log_;
+  std::string repartition_topic_;
+  int32_t repartition_partitions_ = 0;
+  std::vector<std::pair<operators::EventSource, int32_t>> input_partitions_;  // expected sources
+  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<KafkaConsumer> consumer_;
+  std::map<TopicPartition, std::unique_ptr<StageOneTask>> stage_one_;
+  std::map<TopicPartition, std::unique_ptr<StageTwoTask>> stage_two_;
+  bool uncommitted_ = false;  // records read since the last commit
+  Status callback_error_;  // an error inside a rebalance callback, reported by Run()
+  std::atomic<bool> stop_{false};
+  RuntimeStats stats_;
+};
+
+}  // namespace shortfall::pipeline
+
+#endif  // SHORTFALL_PIPELINE_RUNTIME_H_
