@@ -25,6 +25,10 @@
 #include "operators/reference_data.h"
 #include "shortfall/v1/customs_event.pb.h"
 
+namespace shortfall::internal {
+class VolumeBucketState;
+}  // namespace shortfall::internal
+
 namespace shortfall::operators {
 
 // CustomsStatus values 0..7 (UNSPECIFIED is never counted).
@@ -83,6 +87,10 @@ struct VolumeDelta {
     for (size_t i = 0; i < kCustomsStatusCount; ++i) Wrap(customs[i], o.customs[i], sign);
   }
 };
+
+// The stored and transported form (state stores, the repartition topic).
+void ToState(const VolumeDelta& volume, internal::VolumeBucketState* state);
+VolumeDelta FromState(const internal::VolumeBucketState& state);
 
 }  // namespace shortfall::operators
 

@@ -29,29 +29,14 @@ TimestampMs DecodeTime(std::string_view bytes) {
 
 std::string EncodeVolume(const VolumeDelta& v) {
   internal::VolumeBucketState s;
-  s.set_shipments(v.shipments);
-  s.set_goods_lines(v.goods_lines);
-  for (int64_t q : v.quantity) s.add_quantity(q);
-  s.set_gross_weight_g(v.gross_weight);
-  s.set_declared_value(v.declared_value);
-  for (uint64_t c : v.customs) s.add_customs(c);
+  ToState(v, &s);
   return s.SerializeAsString();
 }
 
 bool DecodeVolume(std::string_view bytes, VolumeDelta* v) {
   internal::VolumeBucketState s;
   if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
-  *v = VolumeDelta{};
-  v->shipments = s.shipments();
-  v->goods_lines = s.goods_lines();
-  for (int i = 0; i < s.quantity_size() && i < static_cast<int>(kUnitCount); ++i) {
-    v->quantity[static_cast<size_t>(i)] = s.quantity(i);
-  }
-  v->gross_weight = s.gross_weight_g();
-  v->declared_value = s.declared_value();
-  for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
-    v->customs[static_cast<size_t>(i)] = s.customs(i);
-  }
+  *v = FromState(s);
   return true;
 }
 

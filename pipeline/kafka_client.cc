@@ -151,15 +151,19 @@ Result<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProperties& prop
   return conf;
 }
 
-std::string RedactProperty(std::string_view name, std::string_view value) {
+bool IsSecretProperty(std::string_view name) {
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (std::string_view secret :
        {"password", "secret", "sasl.jaas", "token", "ssl.key", "oauthbearer.config"}) {
-    if (lower.find(secret) != std::string::npos) return "[redacted]";
+    if (lower.find(secret) != std::string::npos) return true;
   }
-  return std::string(value);
+  return false;
+}
+
+std::string RedactProperty(std::string_view name, std::string_view value) {
+  return IsSecretProperty(name) ? "[redacted]" : std::string(value);
 }
 
 bool HasProperty(const KafkaProperties& props, std::string_view name) {

@@ -58,9 +58,12 @@ using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
 // when secret) and librdkafka's reason.
 Result<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProperties& props);
 
-// `value`, or "[redacted]" when `name` looks like it holds a secret (contains
-// password, secret, sasl.jaas, token, ssl.key or oauthbearer.config, in any
-// case). Use it whenever a property value goes to a log or an error message.
+// True when a property called `name` holds a secret: its name contains
+// password, secret, sasl.jaas, token, ssl.key or oauthbearer.config, in any case.
+bool IsSecretProperty(std::string_view name);
+
+// `value`, or "[redacted]" when IsSecretProperty(name). Use it whenever a
+// property value goes to a log or an error message.
 std::string RedactProperty(std::string_view name, std::string_view value);
 
 // True when `props` sets `name`.

@@ -1,5 +1,7 @@
 #include "pipeline/run_config.h"
 
+#include "pipeline/kafka_client.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -661,17 +663,6 @@ Status ApplyOverride(std::string_view assignment, RunConfig* config) {
   SHORTFALL_RETURN_IF_ERROR(AtPath(key, status));
   *config = std::move(updated);
   return OkStatus();
-}
-
-bool IsSecretProperty(std::string_view name) {
-  std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-  static constexpr std::string_view kPatterns[] = {"password", "secret", "sasl.jaas",
-                                                   "token",    "ssl.key", "oauthbearer.config"};
-  return std::any_of(std::begin(kPatterns), std::end(kPatterns), [&](std::string_view p) {
-    return lower.find(p) != std::string::npos;
-  });
 }
 
 std::string RepartitionTopicName(const RunConfig& config) {

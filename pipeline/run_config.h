@@ -143,12 +143,8 @@ Status ValidateRunConfig(const RunConfig& config);
 // The effective configuration as YAML, in the layout and key order of the
 // example file, for the start-up log. ParseRunConfig reads it back to an
 // equal config, except that the value of every librdkafka property for which
-// IsSecretProperty() holds shows as "[redacted]".
+// IsSecretProperty() (pipeline/kafka_client.h) holds shows as "[redacted]".
 std::string DescribeRunConfig(const RunConfig& config);
-
-// True when a librdkafka property name contains (ignoring case) "password",
-// "secret", "sasl.jaas", "token", "ssl.key" or "oauthbearer.config".
-bool IsSecretProperty(std::string_view name);
 
 // "<application_id>-volumes-repartition": the internal topic between the
 // two stages.

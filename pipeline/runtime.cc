@@ -324,17 +324,7 @@ Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message
            << c.corridor() << "' (another catalog?); skipped\n";
       return OkStatus();
     }
-    operators::VolumeDelta delta;
-    delta.shipments = c.volume().shipments();
-    delta.goods_lines = c.volume().goods_lines();
-    for (int i = 0; i < c.volume().quantity_size() && i < static_cast<int>(operators::kUnitCount); ++i) {
-      delta.quantity[static_cast<size_t>(i)] = c.volume().quantity(i);
-    }
-    delta.gross_weight = c.volume().gross_weight_g();
-    delta.declared_value = c.volume().declared_value();
-    for (int i = 0; i < c.volume().customs_size() && i < static_cast<int>(operators::kCustomsStatusCount); ++i) {
-      delta.customs[static_cast<size_t>(i)] = c.volume().customs(i);
-    }
+    const operators::VolumeDelta delta = operators::FromState(c.volume());
     ++stats_.contributions;
     if (!task.aggregator.AddToSeries(operators::SeriesKey{*group, *corridor}, c.bucket_start_ms(), delta)) {
       ++stats_.late_after_repartition;
@@ -390,14 +380,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
       c->set_group(std::string(task.normalizer.GroupName(e.series.group)));
       c->set_corridor(task.corridors.Code(e.series.corridor));
       c->set_bucket_start_ms(e.bucket_start);
-      internal::VolumeBucketState* v = c->mutable_volume();
-      v->Clear();
-      v->set_shipments(e.volume.shipments);
-      v->set_goods_lines(e.volume.goods_lines);
-      for (int64_t q : e.volume.quantity) v->add_quantity(q);
-      v->set_gross_weight_g(e.volume.gross_weight);
-      v->set_declared_value(e.volume.declared_value);
-      for (uint64_t n : e.volume.customs) v->add_customs(n);
+      operators::ToState(e.volume, c->mutable_volume());
       record.SerializeToString(&bytes);
       const std::string key_text = c->group() + "/" + c->corridor();
       SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .key = key_text, .value = bytes}));

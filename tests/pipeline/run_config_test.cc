@@ -1,4 +1,5 @@
 #include "pipeline/run_config.h"
+#include "pipeline/kafka_client.h"
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
