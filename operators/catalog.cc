@@ -339,4 +339,18 @@ GroupMask Classifier::Classify(uint32_t hs6, HsRevision revision) {
   return mask;
 }
 
+std::vector<std::string> CountedGroupNames(const Catalog& catalog) {
+  std::vector<std::string> names;
+  for (size_t g = 0; g < catalog.group_count(); ++g) {
+    names.emplace_back(catalog.group_name(static_cast<GroupId>(g)));
+  }
+  names.emplace_back(kUnclassifiedGroup);
+  return names;
+}
+
+std::optional<GroupId> FindCountedGroup(const Catalog& catalog, std::string_view name) {
+  if (name == kUnclassifiedGroup) return static_cast<GroupId>(catalog.group_count());
+  return catalog.FindGroup(name);
+}
+
 }  // namespace shortfall::operators

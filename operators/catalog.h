@@ -128,6 +128,14 @@ class Catalog {
   RevisionRules rules_2022_;
 };
 
+// Goods outside the catalog count under this name, with the id after the
+// catalog's last group: group_count().
+inline constexpr std::string_view kUnclassifiedGroup = "unclassified";
+// Every counted group's name by id: the catalog's groups, then kUnclassifiedGroup.
+std::vector<std::string> CountedGroupNames(const Catalog& catalog);
+// The id of `name` among CountedGroupNames(catalog); nullopt when unknown.
+std::optional<GroupId> FindCountedGroup(const Catalog& catalog, std::string_view name);
+
 // Memoising front for Catalog::Classify: after the first lookup of a
 // (code, revision) pair, Classify is two array reads. The memo is paged by HS
 // chapter (10,000 codes, 20 KB per chapter and revision actually seen), so a

@@ -134,7 +134,7 @@ EventNormalizer::EventNormalizer(const Catalog& catalog, const NormalizerOptions
 }
 
 std::string_view EventNormalizer::GroupName(GroupId id) const {
-  return id == unclassified_ ? std::string_view("unclassified") : catalog().group_name(id);
+  return id == unclassified_ ? kUnclassifiedGroup : catalog().group_name(id);
 }
 
 std::optional<double> EventNormalizer::UsdRate(std::string_view currency) const {

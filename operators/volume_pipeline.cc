@@ -11,14 +11,6 @@ namespace {
 constexpr std::string_view kCountersNs = "pipeline_counters";
 constexpr std::string_view kCountersKey = "counters";
 
-std::vector<std::string> GroupNames(const Catalog& catalog) {
-  std::vector<std::string> names;
-  for (size_t i = 0; i < catalog.group_count(); ++i) {
-    names.emplace_back(catalog.group_name(static_cast<GroupId>(i)));
-  }
-  names.emplace_back("unclassified");
-  return names;
-}
 
 }  // namespace
 
@@ -37,7 +29,7 @@ VolumePipeline::VolumePipeline(const Catalog& catalog, const PipelineOptions& op
     : options_(options),
       normalizer_(catalog, options.normalizer, &corridors_),
       watermarks_(options.window.allowed_lateness),
-      aggregator_(options.window, GroupNames(catalog), &corridors_) {}
+      aggregator_(options.window, CountedGroupNames(catalog), &corridors_) {}
 
 Result<std::string> VolumePipeline::Restore(const StateStore& store) {
   SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<StateView> snapshot, store.Snapshot());

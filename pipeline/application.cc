@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "operators/catalog.h"
+#include "operators/event_decoder.h"
 #include "pipeline/alert_format.h"
 #include "pipeline/embedded_broker.h"
 #include "pipeline/event_file.h"
@@ -103,7 +104,6 @@ Result<std::string> RecordValue(const v1::EventRecord& record, EventFileFormat f
   return value;
 }
 
-TimestampMs ToMs(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1000000; }
 
 // Produces the generator's records to their topics, `rate` records a second
 // (0: as fast as the producer takes them). Partitions are left to the
@@ -129,7 +129,7 @@ int ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, Eve
     out.value = *value;
     out.headers.emplace_back(kContentTypeHeader, content_type);
     if (keep_partitions) out.partition = record.partition();
-    if (record.has_record_time()) out.timestamp_ms = ToMs(record.record_time());
+    if (record.has_record_time()) out.timestamp_ms = operators::TimestampToMs(record.record_time()).value_or(0);
     if (Status s = producer.Produce(out); !s.ok()) {
       failure = s;
       break;

@@ -176,39 +176,34 @@ Status Runtime::Start() {
   return OkStatus();
 }
 
+Status Runtime::OpenStore(const TopicPartition& tp, std::unique_ptr<RocksDbStateStore>* store,
+                          int64_t* restored_offset) {
+  const std::string dir = TaskDir(options_.config, tp);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+  SHORTFALL_ASSIGN_OR_RETURN(*store, RocksDbStateStore::Open(dir));
+  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, (*store)->LastCheckpoint());
+  SHORTFALL_ASSIGN_OR_RETURN(*restored_offset, DecodeOffset(checkpoint));
+  return OkStatus();
+}
+
 Status Runtime::OpenStageOne(const TopicPartition& tp) {
   const RunConfig& c = options_.config;
   const EventSource source = tp.topic == c.topics.shipments ? EventSource::kShipments : EventSource::kCustoms;
   auto task = std::make_unique<StageOneTask>(catalog_, c, source);
-  const std::string dir = TaskDir(c, tp);
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
-  SHORTFALL_ASSIGN_OR_RETURN(task->store, RocksDbStateStore::Open(dir));
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->watermarks.Restore(*task->store));
-  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, task->store->LastCheckpoint());
-  SHORTFALL_ASSIGN_OR_RETURN(task->restored_offset, DecodeOffset(checkpoint));
   task->sent_watermark = task->watermarks.PartitionWatermark(PartitionKey{source, tp.partition});
   stage_one_[tp] = std::move(task);
   return OkStatus();
 }
 
 Status Runtime::OpenStageTwo(const TopicPartition& tp) {
-  const RunConfig& c = options_.config;
-  std::vector<std::string> names;
-  for (size_t g = 0; g < catalog_.group_count(); ++g) {
-    names.emplace_back(catalog_.group_name(static_cast<operators::GroupId>(g)));
-  }
-  names.emplace_back("unclassified");
-  auto task = std::make_unique<StageTwoTask>(c, std::move(names));
-  const std::string dir = TaskDir(c, tp);
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
-  SHORTFALL_ASSIGN_OR_RETURN(task->store, RocksDbStateStore::Open(dir));
+  auto task = std::make_unique<StageTwoTask>(options_.config, operators::CountedGroupNames(catalog_));
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
   for (const auto& [source, partition] : input_partitions_) task->sources.Expect(PartitionKey{source, partition});
-  SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, task->store->LastCheckpoint());
-  SHORTFALL_ASSIGN_OR_RETURN(task->restored_offset, DecodeOffset(checkpoint));
   stage_two_[tp] = std::move(task);
   return OkStatus();
 }
@@ -312,12 +307,7 @@ Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message
   const PartitionKey source{static_cast<EventSource>(r.source_topic()), r.source_partition()};
   if (r.has_contribution()) {
     const internal::VolumeContribution& c = r.contribution();
-    std::optional<operators::GroupId> group;
-    if (c.group() == "unclassified") {
-      group = static_cast<operators::GroupId>(catalog_.group_count());
-    } else {
-      group = catalog_.FindGroup(c.group());
-    }
+    const std::optional<operators::GroupId> group = operators::FindCountedGroup(catalog_, c.group());
     std::optional<operators::CorridorId> corridor = task.corridors.InternCode(c.corridor());
     if (!group || !corridor) {
       log_ << "shortfall run: repartition record for unknown group or corridor '" << c.group() << "' '"

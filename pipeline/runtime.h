@@ -29,6 +29,7 @@
 #include "base/status.h"
 #include "operators/catalog.h"
 #include "pipeline/kafka_client.h"
+#include "pipeline/rocksdb_state_store.h"
 #include "pipeline/run_config.h"
 
 namespace shortfall::pipeline {
@@ -92,6 +93,8 @@ class Runtime : public RebalanceListener {
   // Drains stage one, flushes outputs, commits stores, then group offsets.
   // Only the tasks of `only` when given (a revocation).
   Status Commit(const std::vector<TopicPartition>* only = nullptr);
+  // Opens a task's store (creating its directory) and reads its checkpoint.
+  Status OpenStore(const TopicPartition& tp, std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset);
   Status OpenStageOne(const TopicPartition& tp);
   Status OpenStageTwo(const TopicPartition& tp);
   Result<bool> CaughtUp();

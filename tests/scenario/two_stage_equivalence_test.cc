@@ -62,10 +62,7 @@ TEST(TwoStageEquivalence, StageOneAndStageTwoOverTheRepartitionProtocolMatchRepl
   EventNormalizer normalizer(catalog, options.normalizer, &corridors);
   WatermarkTracker watermarks(options.window.allowed_lateness);
   std::map<PartitionKey, std::unique_ptr<StageOneTask>> tasks;
-  std::vector<std::string> group_names;
-  for (size_t g = 0; g < catalog.group_count(); ++g) group_names.emplace_back(catalog.group_name(static_cast<GroupId>(g)));
-  group_names.emplace_back("unclassified");
-  VolumeAggregator stage_two(options.window, group_names, &corridors);
+  VolumeAggregator stage_two(options.window, CountedGroupNames(catalog), &corridors);
   SourceWatermarks source_watermarks;
   for (int32_t p = 0; p < gen.partitions; ++p) {  // the runtime learns these from topic metadata
     source_watermarks.Expect(PartitionKey{EventSource::kShipments, p});
