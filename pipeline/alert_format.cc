@@ -8,6 +8,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "base/number_format.h"
 #include "base/time.h"
 
 namespace shortfall::pipeline {
@@ -21,19 +22,6 @@ std::string Printf(const char* format, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, format, value);
   return buffer;
-}
-
-// Counts and large values as integers ("180"), small ones with three
-// significant digits ("7.25", "0.0834"), trailing zeros dropped.
-std::string FormatNumber(double x) {
-  if (!std::isfinite(x)) return std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
-  if (std::fabs(x) >= 100 || std::fabs(x - std::round(x)) < 1e-9) return Printf("%.0f", x);
-  std::string s = Printf("%.3g", x);
-  if (s.find('e') == std::string::npos && s.find('.') != std::string::npos) {
-    while (s.back() == '0') s.pop_back();
-    if (s.back() == '.') s.pop_back();
-  }
-  return s;
 }
 
 // Statistics and thresholds keep one decimal ("7.2 > 5.0") so the two read
@@ -102,6 +90,16 @@ std::string FormatCorridor(const v1::Corridor& corridor) {
          part(corridor.port_of_entry());
 }
 
+std::string AlertKindLabel(v1::AlertKind kind) {
+  return Lower(EnumName(v1::AlertKind_Name(kind), "ALERT_KIND_", kind));
+}
+std::string SeverityLabel(v1::Severity severity) {
+  return Lower(EnumName(v1::Severity_Name(severity), "SEVERITY_", severity));
+}
+std::string AlertStateLabel(v1::AlertState state) {
+  return Lower(EnumName(v1::AlertState_Name(state), "ALERT_STATE_", state));
+}
+
 std::string FormatAlertLine(const v1::ShortageAlert& alert) {
   std::string line;
   if (alert.has_window_end()) {
@@ -113,7 +111,7 @@ std::string FormatAlertLine(const v1::ShortageAlert& alert) {
   }
   line += " " + EnumName(v1::AlertState_Name(alert.state()), "ALERT_STATE_", alert.state());
   line += " " + EnumName(v1::Severity_Name(alert.severity()), "SEVERITY_", alert.severity());
-  line += " " + Lower(EnumName(v1::AlertKind_Name(alert.kind()), "ALERT_KIND_", alert.kind()));
+  line += " " + AlertKindLabel(alert.kind());
   line += " " + (alert.commodity_group().empty() ? std::string("-") : alert.commodity_group());
   line += " " + FormatCorridor(alert.corridor()) + ":";
 

@@ -33,6 +33,12 @@ std::string FormatAlertLine(const shortfall::v1::ShortageAlert& alert);
 // "MX-US-2304"; "*" for an empty field; "all corridors" when all are empty.
 std::string FormatCorridor(const shortfall::v1::Corridor& corridor);
 
+// Lower-case enum names without their prefix, for metric labels: "volume_drop",
+// "critical", "open" (the number for a value this build does not know).
+std::string AlertKindLabel(shortfall::v1::AlertKind kind);
+std::string SeverityLabel(shortfall::v1::Severity severity);
+std::string AlertStateLabel(shortfall::v1::AlertState state);
+
 // One JSON object in protobuf's JSON mapping (lowerCamelCase, enums by
 // name, RFC 3339 timestamps), without a trailing newline.
 Result<std::string> FormatAlertJson(const shortfall::v1::ShortageAlert& alert);

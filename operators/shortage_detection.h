@@ -1,0 +1,71 @@
+// ShortageDetection: every detector of a stage-two task and the alert
+// lifecycle they feed, behind one call per batch of closed windows. Replay
+// (VolumePipeline) and the Kafka runtime both hold one, so a detector added
+// here runs in both.
+//
+//   ShortageDetection detection(options, windows, group_names, &corridors);
+//   aggregator.AdvanceTo(watermark, &reports);
+//   detection.Detect(reports, &alerts);        // alert records to publish
+//   detection.Flush(&batch);  store.Commit(batch, checkpoint);
+//
+// Detectors so far: VolumeDropDetector (volume_drop). Their signals go
+// through one AlertLifecycle, which owns alert ids, revisions and states.
+//
+// Thread-safety: not thread-safe; one per task.
+// Failure: Detect never fails; Restore passes on the parts' errors and then
+// holds nothing.
+#ifndef SHORTFALL_OPERATORS_SHORTAGE_DETECTION_H_
+#define SHORTFALL_OPERATORS_SHORTAGE_DETECTION_H_
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "operators/alert_lifecycle.h"
+#include "operators/corridor.h"
+#include "operators/state_store.h"
+#include "operators/volume_aggregator.h"
+#include "operators/volume_drop_detector.h"
+#include "shortfall/v1/shortage_alert.pb.h"
+
+namespace shortfall::operators {
+
+// The detectors and the alert lifecycle (config keys detection.*).
+struct DetectionOptions {
+  VolumeDropOptions volume_drop;
+  // First match wins; see VolumeDropOverride.
+  std::vector<VolumeDropOverride> volume_drop_overrides;
+  LifecycleOptions lifecycle;
+
+  // Everything but the overrides' group names (which need the catalog).
+  Status Validate(const WindowOptions& windows) const;
+  // Validate(), and the overrides against `group_names`.
+  Status Validate(const WindowOptions& windows, const std::vector<std::string>& group_names) const;
+};
+
+class ShortageDetection {
+ public:
+  // REQUIRES: options.Validate(windows, group_names).ok(). `corridors` must
+  // outlive this (the task's table, shared with its aggregator).
+  ShortageDetection(const DetectionOptions& options, const WindowOptions& windows,
+                    const std::vector<std::string>& group_names, CorridorTable* corridors);
+
+  // Runs every detector over `reports` (in the order the windows closed)
+  // and appends the alert records their signals cause.
+  void Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts);
+
+  void Flush(StateWriteBatch* batch);
+  Status Restore(const StateView& state);
+
+  const VolumeDropDetector& volume_drop() const { return volume_drop_; }
+  const AlertLifecycle& lifecycle() const { return lifecycle_; }
+
+ private:
+  VolumeDropDetector volume_drop_;
+  AlertLifecycle lifecycle_;
+  std::vector<Signal> signals_;  // scratch, reused
+};
+
+}  // namespace shortfall::operators
+
+#endif  // SHORTFALL_OPERATORS_SHORTAGE_DETECTION_H_

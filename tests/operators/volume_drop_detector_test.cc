@@ -1,0 +1,557 @@
+#include "operators/volume_drop_detector.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "operators/alert_lifecycle.h"
+#include "operators/in_memory_state_store.h"
+#include "operators/volume_aggregator.h"
+
+namespace shortfall::operators {
+namespace {
+
+constexpr DurationMs kHour = kMsPerHour;
+constexpr DurationMs kDay = kMsPerDay;
+constexpr DurationMs kWeek = 7 * kDay;
+const TimestampMs kMonday = *ParseUtc("2026-01-05T00:00:00Z");
+const std::vector<std::string> kGroups = {"semiconductors", "unclassified"};
+constexpr std::string_view kLaredo = "MX-US-2304";
+constexpr std::string_view kDetroit = "CA-US-3801";
+constexpr std::string_view kAll = "*";
+
+// splitmix64: the same stream on every platform, unlike std's distributions.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+  // Inverse transform; fine for the means used here (< 200).
+  uint64_t Poisson(double mean) {
+    double p = std::exp(-mean);
+    double cumulative = p;
+    const double u = Uniform();
+    uint64_t k = 0;
+    while (u > cumulative && k < 10'000) {
+      ++k;
+      p *= mean / static_cast<double>(k);
+      cumulative += p;
+    }
+    return k;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// Mean shipments in the hour starting at `t` on a corridor carrying
+// `weekday_daily` per weekday: weekends half, nights (0-7 h) low, days high.
+double WeeklyMean(TimestampMs t, double weekday_daily) {
+  const int64_t day = (t - kMonday) / kDay % 7;
+  const int64_t hour = (t - kMonday) % kDay / kHour;
+  const double day_factor = day >= 5 ? 0.5 : 1.0;
+  const double hour_factor = hour < 7 ? 0.3 : hour < 19 ? 1.4 : 0.8;  // 22.9 over a day
+  return weekday_daily * day_factor * hour_factor / 22.9;
+}
+
+struct Flow {
+  std::string_view corridor;
+  double weekday_daily = 1000;
+  std::function<double(TimestampMs)> factor = [](TimestampMs) { return 1.0; };
+};
+
+struct Arrivals {
+  TimestampMs hour;
+  std::string_view corridor;
+  VolumeDelta volume;
+};
+
+// Hourly arrivals of every flow over [from, to), Poisson around the weekly
+// pattern times the flow's factor; about 500 kg and 2,000 USD a shipment.
+std::vector<Arrivals> Generate(const std::vector<Flow>& flows, TimestampMs from, TimestampMs to,
+                               uint64_t seed = 42) {
+  Rng rng(seed);
+  std::vector<Arrivals> out;
+  for (TimestampMs t = from; t < to; t += kHour) {
+    for (const Flow& f : flows) {
+      const uint64_t n = rng.Poisson(WeeklyMean(t, f.weekday_daily) * f.factor(t));
+      Arrivals& a = out.emplace_back(Arrivals{t, f.corridor, {}});
+      a.volume.shipments = n;
+      const double shipments = static_cast<double>(n);
+      a.volume.gross_weight = ToFixed(shipments * 500 * (0.9 + 0.2 * rng.Uniform()), kWeightScale);
+      a.volume.declared_value = ToFixed(shipments * 2000 * (0.9 + 0.2 * rng.Uniform()), kValueScale);
+    }
+  }
+  return out;
+}
+
+std::string Describe(const Signal& s) {
+  return s.group + " " + s.corridor + " " + std::to_string(s.window_start) + "-" +
+         std::to_string(s.window_end) + (s.firing ? " firing" : "") +
+         (s.recovered ? " recovered" : "") + " " + std::to_string(s.severity) + " " +
+         s.evidence.SerializeAsString();
+}
+
+// The operator chain of one task: aggregator -> detector -> lifecycle, with
+// everything each step produced kept for the test to look at.
+class Chain {
+ public:
+  explicit Chain(VolumeDropOptions options = {}, std::vector<VolumeDropOverride> overrides = {})
+      : aggregator_(windows_, kGroups, &corridors_),
+        detector_(options, std::move(overrides), windows_, kGroups, &corridors_),
+        lifecycle_(LifecycleOptions{}) {}
+
+  // Feeds arrivals[from, to), closing each hour once the next begins.
+  void Feed(const std::vector<Arrivals>& arrivals, size_t from = 0, size_t to = SIZE_MAX) {
+    to = std::min(to, arrivals.size());
+    for (size_t i = from; i < to; ++i) {
+      const Arrivals& a = arrivals[i];
+      const CorridorId corridor = *corridors_.InternCode(a.corridor);
+      if (a.volume.shipments > 0) {  // an hour without arrivals has no events
+        ASSERT_TRUE(aggregator_.Add(0, corridor, a.hour + 30 * kMsPerMinute, a.volume));
+      }
+      if (i + 1 == arrivals.size() || arrivals[i + 1].hour != a.hour) Close(a.hour + kHour);
+    }
+  }
+
+  void Close(TimestampMs watermark) {
+    std::vector<WindowReport> reports;
+    aggregator_.AdvanceTo(watermark, &reports);
+    for (const WindowReport& r : reports) {
+      reports_.push_back(r);
+      const size_t before = signals_.size();
+      detector_.Observe(r, &signals_);
+      for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
+    }
+  }
+
+  void Flush(StateStore* store) {
+    StateWriteBatch batch;
+    aggregator_.Flush(&batch);
+    detector_.Flush(&batch);
+    lifecycle_.Flush(&batch);
+    ASSERT_TRUE(store->Commit(batch, "").ok());
+  }
+
+  void Restore(const StateStore& store) {
+    ASSERT_TRUE(aggregator_.Restore(store).ok());
+    ASSERT_TRUE(detector_.Restore(store).ok());
+    ASSERT_TRUE(lifecycle_.Restore(store).ok());
+  }
+
+  std::vector<const Signal*> SignalsFor(std::string_view corridor) const {
+    std::vector<const Signal*> out;
+    for (const Signal& s : signals_) {
+      if (s.corridor == corridor) out.push_back(&s);
+    }
+    return out;
+  }
+  std::vector<const v1::ShortageAlert*> AlertsFor(std::string_view port) const {
+    std::vector<const v1::ShortageAlert*> out;
+    for (const v1::ShortageAlert& a : alerts_) {
+      if (a.corridor().port_of_entry() == port) out.push_back(&a);
+    }
+    return out;
+  }
+  SeriesKey Series(std::string_view corridor) { return SeriesKey{0, *corridors_.InternCode(corridor)}; }
+
+  WindowOptions windows_;
+  CorridorTable corridors_;
+  VolumeAggregator aggregator_;
+  VolumeDropDetector detector_;
+  AlertLifecycle lifecycle_;
+  std::vector<WindowReport> reports_;
+  std::vector<Signal> signals_;
+  std::vector<v1::ShortageAlert> alerts_;
+};
+
+// A factor of `level` over [from, from + length), 1 elsewhere.
+std::function<double(TimestampMs)> Step(TimestampMs from, DurationMs length, double level) {
+  return [=](TimestampMs t) { return t >= from && t < from + length ? level : 1.0; };
+}
+
+// Four full weeks of history, then the event starts on a Wednesday at midnight.
+const TimestampMs kEventStart = kMonday + 30 * kDay;
+
+TEST(VolumeDropOptions, ValidationNamesTheField) {
+  const WindowOptions windows;
+  EXPECT_TRUE(VolumeDropOptions().Validate(windows).ok());
+  VolumeDropOptions o;
+  o.window = 12 * kHour;
+  EXPECT_EQ(o.Validate(windows),
+            InvalidArgumentError("volume_drop.window: 12h is not one of the rolling windows (24h, 7d)"));
+  o = {};
+  o.min_history_weeks = 5;
+  EXPECT_NE(o.Validate(windows).message().find("volume_drop.min_history_weeks"), std::string::npos);
+  o = {};
+  o.baseline_weeks = 13;
+  EXPECT_NE(o.Validate(windows).message().find("volume_drop.baseline_weeks"), std::string::npos);
+  o = {};
+  o.relative_floor = 0;
+  EXPECT_NE(o.Validate(windows).message().find("volume_drop.relative_floor"), std::string::npos);
+  o = {};
+  o.cusum_threshold = -1;
+  EXPECT_NE(o.Validate(windows).message().find("volume_drop.cusum_threshold"), std::string::npos);
+  WindowOptions minutes;
+  minutes.bucket = kMsPerMinute;
+  EXPECT_NE(VolumeDropOptions().Validate(minutes).message().find("40320 slots"), std::string::npos)
+      << VolumeDropOptions().Validate(minutes).message();
+}
+
+TEST(VolumeDropOverride, ValidationNamesTheOverrideAndField) {
+  EXPECT_TRUE(ValidateVolumeDropOverrides({VolumeDropOverride{}}, kGroups).ok());
+  VolumeDropOverride chip;
+  chip.group = "chip";
+  EXPECT_EQ(ValidateVolumeDropOverrides({VolumeDropOverride{}, chip}, kGroups),
+            InvalidArgumentError("volume_drop.overrides[1].group: 'chip' is not a commodity group"));
+  VolumeDropOverride corridor;
+  corridor.corridor = "Laredo";
+  EXPECT_NE(ValidateVolumeDropOverrides({corridor}, kGroups).message().find("overrides[0].corridor"),
+            std::string::npos);
+  VolumeDropOverride threshold;
+  threshold.cusum_threshold = 0;
+  EXPECT_NE(ValidateVolumeDropOverrides({threshold}, kGroups).message().find("overrides[0].cusum_threshold"),
+            std::string::npos);
+}
+
+TEST(VolumeDropDetector, EvaluatesNothingUntilTwoWeeksOfHistoryExist) {
+  // Given two weeks of a corridor that falls by 60% on day 8
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kMonday + 8 * kDay, kWeek, 0.4)}}, kMonday, kMonday + 2 * kWeek);
+  Chain chain;
+  // When the first two weeks close
+  chain.Feed(arrivals);
+  // Then there is no signal, hence no alert, and no expectation yet
+  EXPECT_TRUE(chain.signals_.empty());
+  EXPECT_TRUE(chain.alerts_.empty());
+  EXPECT_FALSE(chain.detector_.ExpectedShipments(chain.Series(kLaredo)).has_value());
+  // And the next hour, with two lagged weeks, is evaluated on both series
+  chain.Feed(Generate({{kLaredo, 1000, Step(kMonday, 3 * kWeek, 0.4)}}, kMonday + 2 * kWeek,
+                      kMonday + 2 * kWeek + kHour));
+  ASSERT_EQ(chain.signals_.size(), 2u);
+  EXPECT_EQ(chain.signals_[0].evidence.baseline_history_seconds(), 2 * 7 * 86400);
+  EXPECT_TRUE(chain.detector_.ExpectedShipments(chain.Series(kLaredo)).has_value());
+}
+
+TEST(VolumeDropDetector, ASustainedSixtyPercentDropFiresWithin48HoursAndTurnsCritical) {
+  // Given four quiet weeks on two corridors, then Laredo falls by 60% for good
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 30 * kDay, 0.4)}, {kDetroit, 1000}}, kMonday,
+               kEventStart + 3 * kDay);
+  Chain chain;
+  // When it all closes
+  chain.Feed(arrivals);
+  // Then nothing fires before the drop, and Laredo fires within 48 hours
+  const Signal* first_firing = nullptr;
+  double peak_before = 0;
+  for (const Signal* s : chain.SignalsFor(kLaredo)) {
+    if (s->window_end <= kEventStart) peak_before = std::max(peak_before, s->evidence.statistic_value());
+    if (s->firing && first_firing == nullptr) first_firing = s;
+  }
+  ASSERT_NE(first_firing, nullptr);
+  const double hours = static_cast<double>(first_firing->window_end - kEventStart) / kHour;
+  RecordProperty("hours_to_fire", std::to_string(hours));
+  std::printf("[ tuning   ] 60%% drop: fires %.0f h after it starts (S %.2f, observed/expected %.2f); "
+              "peak S over the two quiet weeks before: %.2f\n",
+              hours, first_firing->evidence.statistic_value(),
+              first_firing->evidence.observed() / first_firing->evidence.expected(), peak_before);
+  EXPECT_GT(first_firing->window_end, kEventStart);
+  EXPECT_LE(hours, 48);
+  EXPECT_LT(peak_before, 2.0);
+  // And the alert opens there and reaches CRITICAL
+  const std::vector<const v1::ShortageAlert*> alerts = chain.AlertsFor("2304");
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(alerts[0]->state(), v1::ALERT_STATE_OPEN);
+  EXPECT_EQ(alerts[0]->opened_at().seconds() * 1000, first_firing->window_end);
+  EXPECT_EQ(alerts.back()->severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_EQ(alerts.back()->evidence().statistic(), "cusum");
+  EXPECT_LT(alerts.back()->evidence().observed(), 0.6 * alerts.back()->evidence().expected());
+  // And the healthy corridor stays quiet
+  EXPECT_TRUE(chain.AlertsFor("3801").empty());
+  for (const Signal* s : chain.SignalsFor(kDetroit)) EXPECT_FALSE(s->firing) << Describe(*s);
+}
+
+TEST(VolumeDropDetector, AOneDayDipOfFortyPercentDoesNotFire) {
+  // Given a corridor that loses 40% for one day, then returns to normal
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, kDay, 0.6)}}, kMonday, kEventStart + 5 * kDay);
+  Chain chain;
+  // When it all closes
+  chain.Feed(arrivals);
+  // Then the CUSUM rises but stays under its threshold, and nothing opens
+  double peak = 0;
+  TimestampMs peak_at = 0;
+  for (const Signal* s : chain.SignalsFor(kLaredo)) {
+    EXPECT_FALSE(s->firing) << Describe(*s);
+    if (s->evidence.statistic_value() > peak) {
+      peak = s->evidence.statistic_value();
+      peak_at = s->window_end;
+    }
+  }
+  std::printf("[ tuning   ] one-day 40%% dip: peak S %.2f (threshold %.1f) %.0f h after it starts\n", peak,
+              VolumeDropOptions().cusum_threshold, static_cast<double>(peak_at - kEventStart) / kHour);
+  RecordProperty("dip_peak_cusum", std::to_string(peak));
+  EXPECT_GT(peak, 1.0) << "the dip is seen";
+  // With a margin below the default threshold: other seeds peak up to 4.1.
+  EXPECT_LT(peak, 4.0);
+  EXPECT_TRUE(chain.alerts_.empty());
+  // And the series is back to recovered once the dip has left the window
+  ASSERT_FALSE(chain.SignalsFor(kLaredo).empty());
+  EXPECT_TRUE(chain.SignalsFor(kLaredo).back()->recovered);
+}
+
+TEST(VolumeDropDetector, ASurgeInDemandNeverFires) {
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 3 * kDay, 3.0)}}, kMonday, kEventStart + 5 * kDay);
+  Chain chain;
+  chain.Feed(arrivals);
+  double peak_during = 0;
+  for (const Signal* s : chain.SignalsFor(kLaredo)) {
+    EXPECT_FALSE(s->firing) << Describe(*s);
+    if (s->window_end > kEventStart) peak_during = std::max(peak_during, s->evidence.statistic_value());
+  }
+  EXPECT_EQ(peak_during, 0.0);
+  EXPECT_TRUE(chain.alerts_.empty());
+}
+
+TEST(VolumeDropDetector, AThinSeriesNeverFiresEvenWhenItStops) {
+  // Given a corridor with 2 shipments a weekday that stops entirely, next to a busy one
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 2, Step(kEventStart, 30 * kDay, 0.0)}, {kDetroit, 1000}}, kMonday,
+               kEventStart + 5 * kDay);
+  Chain chain;
+  chain.Feed(arrivals);
+  // Then the thin corridor is never evaluated, and nothing alerts
+  EXPECT_TRUE(chain.SignalsFor(kLaredo).empty());
+  EXPECT_FALSE(chain.SignalsFor(kAll).empty());
+  EXPECT_TRUE(chain.alerts_.empty());
+  const std::optional<double> expected = chain.detector_.ExpectedShipments(chain.Series(kLaredo));
+  ASSERT_TRUE(expected.has_value()) << "warmed up, only too thin";
+  EXPECT_LT(*expected, 5);
+}
+
+TEST(VolumeDropDetector, ExpectedShipmentsFollowTheWeeklyBaseline) {
+  const std::vector<Arrivals> arrivals = Generate({{kLaredo, 1000}}, kMonday, kEventStart);
+  Chain chain;
+  chain.Feed(arrivals);
+  // kEventStart is a Wednesday midnight: the window is all of Tuesday, 1,000 expected
+  const std::optional<double> expected = chain.detector_.ExpectedShipments(chain.Series(kLaredo));
+  ASSERT_TRUE(expected.has_value());
+  EXPECT_NEAR(*expected, 1000, 60);
+}
+
+TEST(VolumeDropDetector, AnOverrideTunesOneCorridor) {
+  // Given Laredo switched off, and the group total given a threshold it cannot reach
+  VolumeDropOverride off;
+  off.corridor = kLaredo;
+  off.enabled = false;
+  VolumeDropOverride deaf;
+  deaf.group = "semiconductors";
+  deaf.cusum_threshold = 1000;
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 30 * kDay, 0.0)}}, kMonday, kEventStart + 3 * kDay);
+  Chain chain({}, {off, deaf});
+  // When Laredo stops
+  chain.Feed(arrivals);
+  // Then Laredo is not watched and the total does not fire
+  EXPECT_TRUE(chain.SignalsFor(kLaredo).empty());
+  ASSERT_FALSE(chain.SignalsFor(kAll).empty());
+  EXPECT_EQ(chain.SignalsFor(kAll).back()->evidence.threshold(), 1000);
+  EXPECT_TRUE(chain.alerts_.empty());
+}
+
+TEST(VolumeDropDetector, AFlowThatStopsFiresCriticalAndResolvesWhenItComesBack) {
+  // Given Laredo stopping for three days, then flowing normally again for four
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 3 * kDay, 0.0)}}, kMonday, kEventStart + 7 * kDay);
+  Chain chain;
+  chain.Feed(arrivals);
+  // Then one alert opens CRITICAL and resolves, under one id
+  const std::vector<const v1::ShortageAlert*> alerts = chain.AlertsFor("2304");
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]->state(), v1::ALERT_STATE_OPEN);
+  EXPECT_EQ(alerts[0]->severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_EQ(alerts[1]->state(), v1::ALERT_STATE_RESOLVED);
+  EXPECT_EQ(alerts[1]->alert_id(), alerts[0]->alert_id());
+  EXPECT_EQ(alerts[1]->revision(), 2u);
+  std::printf("[ tuning   ] flow stops for 3 days: opens %.0f h after, resolves %.0f h after it returns\n",
+              static_cast<double>(alerts[0]->opened_at().seconds() * 1000 - kEventStart) / kHour,
+              static_cast<double>(alerts[1]->window_end().seconds() * 1000 - kEventStart - 3 * kDay) /
+                  kHour);
+}
+
+// The chain run uninterrupted, and run with commits every few hours and a
+// restart into new objects (new corridor table too) at several points.
+TEST(VolumeDropDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterruptedRun) {
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 2000, Step(kEventStart, 3 * kDay, 0.4)}, {kDetroit, 300}}, kMonday,
+               kEventStart + 7 * kDay);
+  Chain uninterrupted;
+  uninterrupted.Feed(arrivals);
+  ASSERT_GE(uninterrupted.AlertsFor("2304").size(), 2u) << "the stream should open and resolve";
+
+  for (TimestampMs cut : {kMonday + 16 * kDay + 5 * kHour, kEventStart + 20 * kHour,
+                          kEventStart + 40 * kHour, kEventStart + 4 * kDay + 7 * kHour}) {
+    InMemoryStateStore store;
+    const size_t cut_index = static_cast<size_t>(
+        std::find_if(arrivals.begin(), arrivals.end(), [&](const Arrivals& a) { return a.hour >= cut; }) -
+        arrivals.begin());
+    std::vector<Signal> signals;
+    std::vector<v1::ShortageAlert> alerts;
+    {
+      Chain before;
+      for (size_t i = 0; i < cut_index; i += 2 * 5) {  // two flows an hour: commit every 5 hours
+        before.Feed(arrivals, i, std::min(i + 10, cut_index));
+        before.Flush(&store);
+      }
+      signals = before.signals_;
+      alerts = before.alerts_;
+    }
+    Chain after;
+    after.Restore(store);
+    after.Feed(arrivals, cut_index);
+    signals.insert(signals.end(), after.signals_.begin(), after.signals_.end());
+    alerts.insert(alerts.end(), after.alerts_.begin(), after.alerts_.end());
+
+    ASSERT_EQ(signals.size(), uninterrupted.signals_.size()) << FormatUtc(cut);
+    for (size_t i = 0; i < signals.size(); ++i) {
+      ASSERT_EQ(Describe(signals[i]), Describe(uninterrupted.signals_[i])) << FormatUtc(cut) << " #" << i;
+    }
+    ASSERT_EQ(alerts.size(), uninterrupted.alerts_.size()) << FormatUtc(cut);
+    for (size_t i = 0; i < alerts.size(); ++i) {
+      EXPECT_EQ(alerts[i].SerializeAsString(), uninterrupted.alerts_[i].SerializeAsString())
+          << FormatUtc(cut) << " #" << i;
+    }
+  }
+}
+
+TEST(VolumeDropDetector, FlushWritesOneSmallKeyPerSeriesPerClose) {
+  // Given a detector flushed after three weeks of one corridor (two series)
+  const std::vector<Arrivals> arrivals = Generate({{kLaredo, 1000}}, kMonday, kMonday + 3 * kWeek + 3 * kHour);
+  Chain chain;
+  const size_t three_weeks = 3 * 7 * 24;
+  chain.Feed(arrivals, 0, three_weeks);
+  StateWriteBatch batch;
+  chain.detector_.Flush(&batch);
+  EXPECT_EQ(batch.size(), 1 + 2 * three_weeks) << "layout + every slot written so far";
+  // When one more hour closes
+  batch.Clear();
+  chain.Feed(arrivals, three_weeks, three_weeks + 1);
+  chain.detector_.Flush(&batch);
+  // Then one key per series is written, a small one
+  ASSERT_EQ(batch.size(), 2u);
+  for (const StateMutation& m : batch.mutations()) {
+    EXPECT_EQ(m.ns, "volume_drop");
+    ASSERT_TRUE(m.value.has_value());
+    EXPECT_LT(m.value->size(), 64u);
+  }
+  // And two hours between flushes make two keys per series
+  batch.Clear();
+  chain.Feed(arrivals, three_weeks + 1);
+  chain.detector_.Flush(&batch);
+  EXPECT_EQ(batch.size(), 4u);
+}
+
+TEST(VolumeDropDetector, ASeriesSilentForLongerThanTheBaselineIsDropped) {
+  // Given Laredo stopping after a week next to a busy Detroit, and state committed
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kMonday + kWeek, 100 * kDay, 0.0)}, {kDetroit, 1000}}, kMonday,
+               kMonday + 44 * kDay);
+  const size_t day_20 = 20 * 24 * 2;  // two flows an hour
+  InMemoryStateStore store;
+  Chain chain;
+  chain.Feed(arrivals, 0, day_20);
+  chain.Flush(&store);
+  const std::string laredo_prefix = std::string("semiconductors\0MX-US-2304\0", 26);
+  const auto laredo_keys = [&] {
+    size_t n = 0;
+    EXPECT_TRUE(store.Scan("volume_drop", laredo_prefix, [&](std::string_view, std::string_view) {
+      ++n;
+      return true;
+    }).ok());
+    return n;
+  };
+  ASSERT_GT(laredo_keys(), 0u);
+  ASSERT_EQ(chain.detector_.series_count(), 3u);
+  // When more than four weeks pass after its last report (a week after it stopped)
+  chain.Feed(arrivals, day_20);
+  chain.Flush(&store);
+  // Then its state is gone from memory and from the store
+  EXPECT_EQ(chain.detector_.series_count(), 2u);
+  EXPECT_EQ(laredo_keys(), 0u);
+  EXPECT_FALSE(chain.detector_.ExpectedShipments(chain.Series(kLaredo)).has_value());
+}
+
+TEST(VolumeDropDetector, RestoreRefusesStateOfAnotherLayout) {
+  // Given state written with four baseline weeks
+  InMemoryStateStore store;
+  {
+    Chain chain;
+    chain.Feed(Generate({{kLaredo, 1000}}, kMonday, kMonday + 2 * kDay));
+    chain.Flush(&store);
+  }
+  // When a detector with two baseline weeks restores it
+  VolumeDropOptions two;
+  two.baseline_weeks = 2;
+  Chain chain(two);
+  const Status status = chain.detector_.Restore(store);
+  // Then it is refused, naming both layouts, and the detector holds nothing
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("bucket=1h window=24h baseline_weeks=4"), std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("bucket=1h window=24h baseline_weeks=2"), std::string::npos)
+      << status.message();
+  EXPECT_EQ(chain.detector_.series_count(), 0u);
+}
+
+TEST(VolumeDropDetector, UnreadableStateIsDataLoss) {
+  InMemoryStateStore store;
+  StateWriteBatch batch;
+  batch.Put("volume_drop", "layout", "bucket=1h window=24h baseline_weeks=4");
+  batch.Put("volume_drop", std::string("semiconductors\0*\0\0\0\0\1", 21), "\xff\xff");
+  ASSERT_TRUE(store.Commit(batch, "").ok());
+  Chain chain;
+  EXPECT_EQ(chain.detector_.Restore(store).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(chain.detector_.series_count(), 0u);
+}
+
+TEST(VolumeDropDetector, ReportsOfDifferentSeriesMayComeInAnyOrder) {
+  // Given the reports of three series (two corridors and the total), in order
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 3 * kDay, 0.3)}, {kDetroit, 500}}, kMonday,
+               kEventStart + 4 * kDay);
+  Chain chain;
+  chain.Feed(arrivals);
+  std::vector<WindowReport> by_series = chain.reports_;
+  // When another detector gets them one series after the other
+  std::stable_sort(by_series.begin(), by_series.end(), [](const WindowReport& a, const WindowReport& b) {
+    return a.series.corridor > b.series.corridor;
+  });
+  VolumeDropDetector other({}, {}, chain.windows_, kGroups, &chain.corridors_);
+  std::vector<Signal> signals;
+  for (const WindowReport& r : by_series) other.Observe(r, &signals);
+  // Then each series gets the same signals as in order
+  ASSERT_EQ(signals.size(), chain.signals_.size());
+  for (std::string_view corridor : {kLaredo, kDetroit, kAll}) {
+    std::vector<std::string> in_order, reordered;
+    for (const Signal* s : chain.SignalsFor(corridor)) in_order.push_back(Describe(*s));
+    for (const Signal& s : signals) {
+      if (s.corridor == corridor) reordered.push_back(Describe(s));
+    }
+    EXPECT_EQ(reordered, in_order) << corridor;
+  }
+  EXPECT_FALSE(chain.AlertsFor("2304").empty());
+}
+
+}  // namespace
+}  // namespace shortfall::operators
