@@ -86,7 +86,8 @@ def main():
         for i in range(a.instances):  # each instance has its own state directory, as on its own machine
             csvs.append(os.path.join(tmp, "run%d.csv" % i))
             cmd = [a.shortfall, "run", "--brokers", bootstrap, "--until-idle", "--totals-csv", csvs[-1],
-                   "--set", "state.dir=" + os.path.join(tmp, "state%d" % i)] + sets
+                   "--set", "state.dir=" + os.path.join(tmp, "state%d" % i),
+                   "--set", "metrics.bind=127.0.0.1:0"] + sets
             runs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         logs = []
         for r in runs:

@@ -70,6 +70,7 @@ def main():
             cmd = [a.shortfall, "run", "--brokers", bootstrap, "--totals-csv", os.path.join(tmp, name + ".csv"),
                    "--set", "application_id=" + app, "--set", "repartition.partitions=4",
                    "--set", "state.dir=" + os.path.join(tmp, "state-" + name),
+                   "--set", "metrics.bind=127.0.0.1:0",
                    "--set", "kafka.consumer.session.timeout.ms=6000",
                    "--set", "kafka.consumer.heartbeat.interval.ms=500"]
             for t in ("shipments", "customs", "alerts", "dlq"):
