@@ -48,6 +48,15 @@ struct Invalid {
   std::string detail;
 };
 
+// Longest detail PrintableDetail keeps, in bytes before escaping.
+inline constexpr size_t kMaxDetailBytes = 240;
+
+// `detail` made safe for a log line or a Kafka header: bytes outside
+// printable ASCII (control characters, invalid or any non-ASCII UTF-8) become
+// \xNN, and past kMaxDetailBytes the rest is cut and "..." marks the cut.
+// Details quote the bad input, which may be any bytes.
+std::string PrintableDetail(std::string_view detail);
+
 }  // namespace shortfall::operators
 
 #endif  // SHORTFALL_OPERATORS_INVALID_REASON_H_

@@ -16,7 +16,13 @@ constexpr std::string_view kCountersKey = "counters";
 
 Status PipelineOptions::Validate() const {
   SHORTFALL_RETURN_IF_ERROR(normalizer.Validate());
-  return window.Validate();
+  SHORTFALL_RETURN_IF_ERROR(window.Validate());
+  return detection.Validate(window);
+}
+
+Status PipelineOptions::ValidateFor(const Catalog& catalog) const {
+  SHORTFALL_RETURN_IF_ERROR(Validate());
+  return detection.Validate(window, CountedGroupNames(catalog));
 }
 
 uint64_t PipelineCounters::invalid_total() const {
@@ -29,13 +35,15 @@ VolumePipeline::VolumePipeline(const Catalog& catalog, const PipelineOptions& op
     : options_(options),
       normalizer_(catalog, options.normalizer, &corridors_),
       watermarks_(options.window.allowed_lateness),
-      aggregator_(options.window, CountedGroupNames(catalog), &corridors_) {}
+      aggregator_(options.window, CountedGroupNames(catalog), &corridors_),
+      detection_(options.detection, options.window, CountedGroupNames(catalog), &corridors_) {}
 
 Result<std::string> VolumePipeline::Restore(const StateStore& store) {
   SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<StateView> snapshot, store.Snapshot());
   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, store.LastCheckpoint());
   SHORTFALL_RETURN_IF_ERROR(watermarks_.Restore(*snapshot));
   SHORTFALL_RETURN_IF_ERROR(aggregator_.Restore(*snapshot));
+  SHORTFALL_RETURN_IF_ERROR(detection_.Restore(*snapshot));
   counters_ = PipelineCounters{};
   SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> blob, snapshot->Get(kCountersNs, kCountersKey));
   if (blob) {
@@ -144,9 +152,14 @@ void VolumePipeline::DrainClosedWindows(std::vector<WindowReport>* out) {
 
 void VolumePipeline::CloseAll(std::vector<WindowReport>* out) { aggregator_.CloseAll(out); }
 
+void VolumePipeline::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
+  detection_.Detect(reports, alerts);
+}
+
 void VolumePipeline::Flush(StateWriteBatch* batch) {
   watermarks_.Flush(batch);
   aggregator_.Flush(batch);
+  detection_.Flush(batch);
   if (counters_dirty_) {
     internal::CountersState s;
     auto& m = *s.mutable_counts();

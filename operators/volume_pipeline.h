@@ -1,7 +1,8 @@
 // VolumePipeline: the operator core end to end for one task — decode,
 // validate and normalise (EventNormalizer), lateness against per-partition
-// watermarks (WatermarkTracker), windowed volumes (VolumeAggregator) — with
-// record counters and state through a StateStore.
+// watermarks (WatermarkTracker), windowed volumes (VolumeAggregator), and the
+// detectors with their alert lifecycle (ShortageDetection) — with record
+// counters and state through a StateStore.
 //
 // `shortfall replay` runs it over an event file. The Kafka runtime runs the
 // same pieces split across the repartition topic: EventNormalizer and the
@@ -35,6 +36,7 @@
 #include "operators/event_normalizer.h"
 #include "operators/invalid_reason.h"
 #include "operators/state_store.h"
+#include "operators/shortage_detection.h"
 #include "operators/volume_aggregator.h"
 #include "operators/watermark.h"
 
@@ -43,7 +45,10 @@ namespace shortfall::operators {
 struct PipelineOptions {
   NormalizerOptions normalizer;
   WindowOptions window;
+  DetectionOptions detection;
   Status Validate() const;
+  // Validate(), and the overrides' group names against the catalog.
+  Status ValidateFor(const Catalog& catalog) const;
 };
 
 enum class Outcome : uint8_t { kAccepted, kInvalid, kLate };
@@ -91,6 +96,9 @@ class VolumePipeline {
   void DrainClosedWindows(std::vector<WindowReport>* out);
   // Closes every window holding data (end of input).
   void CloseAll(std::vector<WindowReport>* out);
+  // Runs the detectors over closed windows (in the order they closed) and
+  // appends the alert records their signals cause.
+  void Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts);
 
   // Writes everything changed since the last Flush and marks it clean. If
   // the Commit of that batch fails, Restore before processing more.
@@ -98,6 +106,7 @@ class VolumePipeline {
 
   const PipelineCounters& counters() const { return counters_; }
   const VolumeAggregator& aggregator() const { return aggregator_; }
+  const ShortageDetection& detection() const { return detection_; }
   const CorridorTable& corridors() const { return corridors_; }
   const WatermarkTracker& watermarks() const { return watermarks_; }
   std::string_view GroupName(GroupId id) const { return normalizer_.GroupName(id); }
@@ -111,6 +120,7 @@ class VolumePipeline {
   EventNormalizer normalizer_;
   WatermarkTracker watermarks_;
   VolumeAggregator aggregator_;
+  ShortageDetection detection_;
   PipelineCounters counters_;
   bool counters_dirty_ = false;
   NormalizedEvent normalized_;  // scratch, reused

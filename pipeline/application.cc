@@ -18,13 +18,18 @@
 #include "operators/catalog.h"
 #include "operators/event_decoder.h"
 #include "pipeline/alert_format.h"
+#include "pipeline/demo_command.h"
 #include "pipeline/embedded_broker.h"
 #include "pipeline/event_file.h"
 #include "pipeline/flags.h"
 #include "pipeline/kafka_client.h"
 #include "pipeline/replay.h"
 #include "pipeline/run_command.h"
+#include "pipeline/run_config.h"
+#include "pipeline/scenario_producer.h"
+#include "pipeline/version.h"
 #include "scenario/generator.h"
+#include "scenario/scenarios.h"
 #include "shortfall/v1/shortage_alert.pb.h"
 
 namespace shortfall::pipeline {
@@ -34,7 +39,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-constexpr std::string_view kVersion = "0.1.0";
 
 constexpr std::string_view kOverview =
     "shortfall — watches cross-border shipment and customs events and tracks the\n"
@@ -44,12 +48,15 @@ constexpr std::string_view kOverview =
     "usage: shortfall <command> [flags]\n"
     "\n"
     "commands:\n"
+    "  demo      the whole pipeline on an embedded broker: a scenario with injected\n"
+    "            shortages, alerts as they fire, metrics, a closing summary\n"
     "  run       the pipeline on Kafka: consume shipment and customs events, keep\n"
-    "            windowed volumes per group and corridor (at_least_once)\n"
+    "            windowed volumes per group and corridor, raise shortage alerts\n"
+    "            (at_least_once)\n"
     "  gen       write a seeded scenario of shipment and customs events to a file,\n"
     "            or produce it to Kafka (--to-kafka)\n"
-    "  replay    run the operators over an event file (a backtest, no Kafka) and\n"
-    "            print rolling volumes per commodity group and corridor\n"
+    "  replay    run the operators over an event file (a backtest, no Kafka):\n"
+    "            rolling volumes per commodity group and corridor, and alerts\n"
     "  broker    run an embedded development Kafka broker on loopback (prints its\n"
     "            bootstrap address) with the default topics\n"
     "  tail      print the alerts on the alert topic as readable lines or JSON\n"
@@ -61,11 +68,6 @@ void AddCatalogFlag(FlagParser* flags) {
              "commodity catalog CSV (see catalog/README.md); the built-in one when unset");
 }
 
-Result<operators::Catalog> LoadCatalog(const FlagParser& flags) {
-  if (!flags.Has("catalog")) return operators::Catalog::Default();
-  return operators::Catalog::LoadFile(flags.Get("catalog"));
-}
-
 // The topics of the design's contract, which `shortfall broker` creates.
 const std::vector<std::string>& DefaultTopics() {
   static const std::vector<std::string> topics = {"shipments.events.v1", "customs.events.v1",
@@ -73,90 +75,18 @@ const std::vector<std::string>& DefaultTopics() {
   return topics;
 }
 
-constexpr std::string_view kContentTypeHeader = "content-type";
-constexpr std::string_view kProtobufContentType = "application/x-protobuf";
-constexpr std::string_view kJsonContentType = "application/json";
-
-// The value of a generated record as it goes on its topic: the serialized
-// ShipmentEvent or CustomsEvent (protobuf, or its JSON mapping), or
-// raw_value's bytes as they are.
-Result<std::string> RecordValue(const v1::EventRecord& record, EventFileFormat format) {
-  const google::protobuf::Message* event = nullptr;
-  switch (record.payload_case()) {
-    case v1::EventRecord::kShipment:
-      event = &record.shipment();
-      break;
-    case v1::EventRecord::kCustoms:
-      event = &record.customs();
-      break;
-    case v1::EventRecord::kRawValue:
-      return record.raw_value();
-    case v1::EventRecord::PAYLOAD_NOT_SET:
-      return std::string();
+// The ground truth of a named scenario, one change per line.
+Status WriteTruth(const scenario::NamedScenario& named, const std::string& path) {
+  std::ofstream csv(path, std::ios::trunc);
+  if (!csv) return InvalidArgumentError("--truth: cannot write '" + path + "'");
+  csv << "scenario,group,port_of_entry,start,end,shortage,what\n";
+  for (const scenario::TruthEntry& t : named.truth) {
+    csv << named.name << "," << t.group << "," << t.port_of_entry << "," << FormatUtc(t.start) << ","
+        << FormatUtc(t.end) << "," << (t.shortage ? "true" : "false") << ",\"" << t.what << "\"\n";
   }
-  std::string value;
-  if (format == EventFileFormat::kProtobuf) {
-    if (!event->SerializeToString(&value)) return InternalError("cannot serialize record for " + record.key());
-    return value;
-  }
-  const auto status = google::protobuf::util::MessageToJsonString(*event, &value);
-  if (!status.ok()) return InternalError("record for " + record.key() + " as JSON: " + status.ToString());
-  return value;
-}
-
-
-// Produces the generator's records to their topics, `rate` records a second
-// (0: as fast as the producer takes them). Partitions are left to the
-// producer's partitioner: the generator's own partition numbers are not
-// kept. Returns the exit code and reports on `err`.
-int ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, EventFileFormat format,
-                    uint64_t rate, bool keep_partitions, uint64_t first, uint64_t last, std::ostream& err) {
-  const std::string content_type(format == EventFileFormat::kJson ? kJsonContentType : kProtobufContentType);
-  const auto start = std::chrono::steady_clock::now();
-  v1::EventRecord record;
-  uint64_t produced = 0;
-  Status failure;
-  for (uint64_t index = 0; index < last && generator.Next(&record); ++index) {
-    if (index < first) continue;
-    Result<std::string> value = RecordValue(record, format);
-    if (!value.ok()) {
-      failure = value.status();
-      break;
-    }
-    OutgoingRecord out;
-    out.topic = record.topic();
-    out.key = record.key();
-    out.value = *value;
-    out.headers.emplace_back(kContentTypeHeader, content_type);
-    if (keep_partitions) out.partition = record.partition();
-    if (record.has_record_time()) out.timestamp_ms = operators::TimestampToMs(record.record_time()).value_or(0);
-    if (Status s = producer.Produce(out); !s.ok()) {
-      failure = s;
-      break;
-    }
-    ++produced;
-    if (rate > 0) {
-      // Paced against the start, not the previous record, so the rate holds
-      // on average whatever each Produce() cost.
-      const auto due = start + std::chrono::microseconds(produced * 1000000 / rate);
-      while (std::chrono::steady_clock::now() < due) {
-        producer.Poll();
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-            due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
-      }
-    }
-  }
-  // Every queued record is delivered or has failed by message.timeout.ms
-  // (set below that in Gen), so this flush ends with a full account.
-  Status flushed = producer.Flush(90 * kMsPerSecond);
-  const uint64_t undelivered = produced - std::min(produced, producer.delivered() + producer.failed());
-  err << "shortfall gen: produced " << produced << " records to Kafka: " << producer.delivered()
-      << " delivered, " << producer.failed() << " failed";
-  if (undelivered > 0) err << ", " << undelivered << " undelivered";
-  err << "\n";
-  if (!failure.ok()) err << "shortfall gen: " << failure.ToString() << "\n";
-  if (!flushed.ok()) err << "shortfall gen: " << flushed.message() << "\n";
-  return failure.ok() && flushed.ok() && producer.failed() == 0 ? kExitOk : kExitFailure;
+  csv.close();
+  if (!csv) return UnavailableError("--truth: write failed for '" + path + "'");
+  return OkStatus();
 }
 
 // What was made on purpose, so a replay's counts can be checked against it.
@@ -186,6 +116,7 @@ int Application::Run(const std::vector<std::string>& args) {
   if (command == "replay") return Replay(rest);
   if (command == "broker") return Broker(rest);
   if (command == "run") return RunCommand(rest, out_, err_);
+  if (command == "demo") return DemoCommand(rest, out_, err_);
   if (command == "tail") return Tail(rest);
   if (command == "help" || command == "--help" || command == "-h") return Help();
   if (command == "version" || command == "--version") {
@@ -205,6 +136,10 @@ int Application::Gen(const std::vector<std::string>& args) {
   FlagParser flags;
   flags.Add("out", "FILE", "where to write the events; - for stdout", "-");
   flags.Add("format", "pb|json", "length-delimited protobuf or JSON lines", "pb");
+  flags.Add("scenario", "NAME",
+            "start from a named scenario (" + scenario::ScenarioNameList() +
+                "); the flags below given explicitly override its settings");
+  flags.Add("truth", "FILE", "with --scenario: write its ground truth (what changes, when, shortage or not) as CSV");
   flags.Add("seed", "N", "random seed; the same seed gives the same bytes", "1");
   flags.Add("events", "N", "number of records to write", "100000");
   flags.Add("partitions", "N", "partitions per input topic", "8");
@@ -230,11 +165,22 @@ int Application::Gen(const std::vector<std::string>& args) {
                            << flags.Usage();
     return s.ok() ? kExitOk : kExitUsage;
   }
-  scenario::GeneratorOptions options;
   const auto usage_error = [&](const Status& s) {
     err_ << "shortfall gen: " << s.message() << "\n";
     return kExitUsage;
   };
+  const scenario::NamedScenario* named = nullptr;
+  if (flags.Has("scenario")) {
+    named = scenario::FindScenario(flags.Get("scenario"));
+    if (named == nullptr) {
+      return usage_error(InvalidArgumentError("--scenario: no scenario '" + flags.Get("scenario") +
+                                              "' (have: " + scenario::ScenarioNameList() + ")"));
+    }
+  }
+  if (flags.Has("truth") && named == nullptr) return usage_error(InvalidArgumentError("--truth needs --scenario"));
+  scenario::GeneratorOptions options = named != nullptr ? named->options : scenario::GeneratorOptions();
+  // A named scenario's settings hold unless a flag is given explicitly.
+  const auto given = [&](const char* flag) { return named == nullptr || flags.Has(flag); };
   Result<uint64_t> seed = flags.GetUint("seed");
   if (!seed.ok()) return usage_error(seed.status());
   Result<uint64_t> events = flags.GetUint("events");
@@ -256,15 +202,28 @@ int Application::Gen(const std::vector<std::string>& args) {
       return usage_error(InvalidArgumentError("--" + std::string(rate_flag) + ": '" + text +
                                               "' is not a rate from 0 to 0.5"));
     }
-    (std::string_view(rate_flag) == "malformed-rate" ? options.malformed_rate : options.late_rate) = rate;
+    if (given(rate_flag)) {
+      (std::string_view(rate_flag) == "malformed-rate" ? options.malformed_rate : options.late_rate) = rate;
+    }
   }
-  options.seed = *seed;
-  options.events = *events;
-  options.partitions = static_cast<int32_t>(*partitions);
-  options.start = *start;
+  if (given("seed")) options.seed = *seed;
+  if (given("events")) options.events = *events;
+  if (given("partitions")) options.partitions = static_cast<int32_t>(*partitions);
+  if (given("start")) {
+    if (named != nullptr && *start != options.start) {
+      return usage_error(InvalidArgumentError("--start: a named scenario's dates are part of its truth"));
+    }
+    options.start = *start;
+  }
   options.shipments_topic = flags.Get("shipments-topic");
   options.customs_topic = flags.Get("customs-topic");
   if (Status s = scenario::ValidateOptions(options); !s.ok()) return usage_error(s);
+  if (flags.Has("truth")) {
+    if (Status s = WriteTruth(*named, flags.Get("truth")); !s.ok()) {
+      err_ << "shortfall gen: " << s.message() << "\n";
+      return kExitFailure;
+    }
+  }
 
   const bool to_kafka = flags.GetBool("to-kafka");
   if (to_kafka && flags.Has("out")) {
@@ -291,10 +250,16 @@ int Application::Gen(const std::vector<std::string>& args) {
     if (!first.ok()) return usage_error(first.status());
     Result<uint64_t> last = flags.GetUint("to-record");
     if (!last.ok()) return usage_error(last.status());
-    const int code = ProduceScenario(generator, **producer, *format, *rate, flags.GetBool("keep-partitions"),
-                                     *first, *last == 0 ? UINT64_MAX : *last, err_);
+    ProduceOptions produce;
+    produce.format = *format;
+    produce.rate = *rate;
+    produce.keep_partitions = flags.GetBool("keep-partitions");
+    produce.first = *first;
+    produce.last = *last == 0 ? UINT64_MAX : *last;
+    const Status produced = ProduceScenario(generator, **producer, produce, "shortfall gen", err_);
+    if (!produced.ok()) err_ << "shortfall gen: " << produced.ToString() << "\n";
     PrintGeneratorStats(generator.stats(), "generated", err_);
-    return code;
+    return produced.ok() ? kExitOk : kExitFailure;
   }
 
   Result<std::unique_ptr<EventFileWriter>> writer = EventFileWriter::Open(flags.Get("out"), *format);
@@ -328,9 +293,14 @@ int Application::Replay(const std::vector<std::string>& args) {
   flags.Add("commit-every", "N", "records between state commits (with --state-dir)", "10000");
   flags.Add("max-records", "N", "stop after N records (0: all); with --state-dir, a later replay resumes there", "0");
   flags.Add("totals-csv", "FILE", "also write the final totals as CSV");
-  flags.Add("bucket", "DURATION", "tumbling bucket width", "1h");
-  flags.Add("windows", "LIST", "rolling windows, comma-separated multiples of the bucket", "24h,7d");
-  flags.Add("allowed-lateness", "DURATION", "how late an event may be and still count", "6h");
+  flags.Add("alerts-json", "FILE", "also write every alert record as a line of JSON (as `tail --json` prints them)");
+  flags.Add("config", "FILE",
+            "take windows, validation, detection and catalog from a `shortfall run` config (Kafka keys are ignored)");
+  flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set detection.volume_drop.cusum_threshold=4");
+  flags.Add("bucket", "DURATION", "tumbling bucket width (window.bucket)", "1h");
+  flags.Add("windows", "LIST", "rolling windows, comma-separated multiples of the bucket (window.rolling)", "24h,7d");
+  flags.Add("allowed-lateness", "DURATION", "how late an event may be and still count (window.allowed_lateness)",
+            "6h");
   AddCatalogFlag(&flags);
   flags.AddBool("help", "show this help");
   if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {
@@ -347,6 +317,7 @@ int Application::Replay(const std::vector<std::string>& args) {
   options.input = flags.Get("input");
   options.state_dir = flags.Get("state-dir");
   options.totals_csv = flags.Get("totals-csv");
+  options.alerts_json = flags.Get("alerts-json");
   Result<EventFileFormat> format = ParseEventFileFormat(flags.Get("format"));
   if (!format.ok()) return usage_error(format.status().WithContext("--format"));
   options.format = *format;
@@ -365,36 +336,60 @@ int Application::Replay(const std::vector<std::string>& args) {
   Result<uint64_t> max_records = flags.GetUint("max-records");
   if (!max_records.ok()) return usage_error(max_records.status());
   options.max_records = *max_records;
-  Result<DurationMs> bucket = ParseDuration(flags.Get("bucket"));
-  if (!bucket.ok()) return usage_error(bucket.status().WithContext("--bucket"));
-  options.pipeline.window.bucket = *bucket;
-  Result<DurationMs> lateness = ParseDuration(flags.Get("allowed-lateness"));
-  if (!lateness.ok()) return usage_error(lateness.status().WithContext("--allowed-lateness"));
-  options.pipeline.window.allowed_lateness = *lateness;
-  options.pipeline.window.rolling.clear();
-  const std::string windows_text = flags.Get("windows");
-  std::string_view list = windows_text;
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    Result<DurationMs> w = ParseDuration(list.substr(0, comma));
-    if (!w.ok()) return usage_error(w.status().WithContext("--windows"));
-    options.pipeline.window.rolling.push_back(*w);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  // The pipeline part of a run config: the same settings as `shortfall run`.
+  RunConfig config;
+  if (flags.Has("config")) {
+    Result<RunConfig> loaded = LoadRunConfig(flags.Get("config"));
+    if (!loaded.ok()) return usage_error(loaded.status());
+    config = std::move(loaded).value();
   }
-  if (Status s = options.pipeline.Validate(); !s.ok()) {
+  for (const std::string& assignment : flags.GetAll("set")) {
+    if (Status s = ApplyOverride(assignment, &config); !s.ok()) return usage_error(s.WithContext("--set"));
+  }
+  options.pipeline = config.pipeline;
+  operators::WindowOptions& window = options.pipeline.window;
+  if (flags.Has("bucket")) {
+    Result<DurationMs> bucket = ParseDuration(flags.Get("bucket"));
+    if (!bucket.ok()) return usage_error(bucket.status().WithContext("--bucket"));
+    window.bucket = *bucket;
+  }
+  if (flags.Has("allowed-lateness")) {
+    Result<DurationMs> lateness = ParseDuration(flags.Get("allowed-lateness"));
+    if (!lateness.ok()) return usage_error(lateness.status().WithContext("--allowed-lateness"));
+    window.allowed_lateness = *lateness;
+  }
+  if (flags.Has("windows")) {
+    window.rolling.clear();
+    const std::string windows_text = flags.Get("windows");
+    std::string_view list = windows_text;
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      Result<DurationMs> w = ParseDuration(list.substr(0, comma));
+      if (!w.ok()) return usage_error(w.status().WithContext("--windows"));
+      window.rolling.push_back(*w);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  if (Status s = window.Validate(); !s.ok()) {
     return usage_error(s.WithContext("--bucket, --windows or --allowed-lateness"));
   }
-
-  Result<operators::Catalog> catalog = LoadCatalog(flags);
+  const std::string catalog_path = flags.Has("catalog") ? flags.Get("catalog") : config.catalog_path;
+  Result<operators::Catalog> catalog =
+      catalog_path.empty() ? operators::Catalog::Default() : operators::Catalog::LoadFile(catalog_path);
   if (!catalog.ok()) return usage_error(catalog.status());
+  if (Status s = options.pipeline.normalizer.Validate(); !s.ok()) {
+    return usage_error(InvalidArgumentError("validation." + s.message()));
+  }
+  if (Status s = options.pipeline.detection.Validate(window, operators::CountedGroupNames(*catalog)); !s.ok()) {
+    return usage_error(InvalidArgumentError("detection." + s.message()));
+  }
   if (Status s = RunReplay(options, *catalog, out_); !s.ok()) {
     out_.flush();
     err_ << "shortfall replay: " << s.ToString() << "\n";
     // A state directory or output path that does not fit the flags is a
     // configuration error; anything else failed at run time.
-    const bool config = s.code() == StatusCode::kFailedPrecondition ||
-                        s.code() == StatusCode::kInvalidArgument;
-    return config ? kExitUsage : kExitFailure;
+    const bool usage = s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kInvalidArgument;
+    return usage ? kExitUsage : kExitFailure;
   }
   return kExitOk;
 }

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "operators/in_memory_state_store.h"
+#include "pipeline/alert_format.h"
 #include "pipeline/rocksdb_state_store.h"
 
 namespace shortfall::pipeline {
@@ -65,11 +66,31 @@ class Reporter {
   // Opens --totals-csv now, so a path that cannot be written stops the
   // replay before it starts rather than after it has run.
   Status Open() {
-    if (options_.totals_csv.empty()) return OkStatus();
-    csv_.open(options_.totals_csv, std::ios::trunc);
-    if (!csv_) {
-      return InvalidArgumentError("--totals-csv: cannot write '" + options_.totals_csv +
-                                  "': " + std::strerror(errno));
+    if (!options_.totals_csv.empty()) {
+      csv_.open(options_.totals_csv, std::ios::trunc);
+      if (!csv_) {
+        return InvalidArgumentError("--totals-csv: cannot write '" + options_.totals_csv +
+                                    "': " + std::strerror(errno));
+      }
+    }
+    if (!options_.alerts_json.empty()) {
+      alerts_json_.open(options_.alerts_json, std::ios::trunc);
+      if (!alerts_json_) {
+        return InvalidArgumentError("--alerts-json: cannot write '" + options_.alerts_json +
+                                    "': " + std::strerror(errno));
+      }
+    }
+    return OkStatus();
+  }
+
+  Status PrintAlerts(const std::vector<v1::ShortageAlert>& alerts) {
+    for (const v1::ShortageAlert& alert : alerts) {
+      ++alert_records_;
+      out_ << "alert " << FormatAlertLine(alert) << "\n";
+      if (alerts_json_.is_open()) {
+        SHORTFALL_ASSIGN_OR_RETURN(std::string json, FormatAlertJson(alert));
+        alerts_json_ << json << "\n";
+      }
     }
     return OkStatus();
   }
@@ -129,6 +150,13 @@ class Reporter {
       csv_.close();
       if (!csv_) return UnavailableError("--totals-csv: write failed for '" + options_.totals_csv + "'");
     }
+    if (alerts_json_.is_open()) {
+      alerts_json_.close();
+      if (!alerts_json_) return UnavailableError("--alerts-json: write failed for '" + options_.alerts_json + "'");
+    }
+    out_ << "\n== alerts ==\n"
+         << "alert records " << alert_records_ << "  open at the end " << pipeline_.detection().lifecycle().open_count()
+         << "\n";
     out_ << "\n== records ==\n"
          << "records " << c.records << "  accepted " << c.accepted << "  invalid "
          << c.invalid_total() << "  late " << c.late << "\n"
@@ -150,6 +178,8 @@ class Reporter {
   const VolumePipeline& pipeline_;
   std::ostream& out_;
   std::ofstream csv_;
+  std::ofstream alerts_json_;
+  uint64_t alert_records_ = 0;
 };
 
 // Where a replay stands in its input: records consumed and the byte offset
@@ -209,6 +239,22 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
   }
 
   std::vector<WindowReport> reports;
+  std::vector<v1::ShortageAlert> alerts;
+  const auto close_windows = [&](bool all) -> Status {
+    reports.clear();
+    if (all) {
+      pipeline.CloseAll(&reports);
+    } else {
+      pipeline.DrainClosedWindows(&reports);
+    }
+    reporter.Print(reports);
+    // Windows closed by the end of the file are printed, not judged: its
+    // last hours are cut short mid-stream, which reads as a drop.
+    if (all) return OkStatus();
+    alerts.clear();
+    pipeline.Detect(reports, &alerts);
+    return reporter.PrintAlerts(alerts);
+  };
   operators::StateWriteBatch batch;
   const auto commit = [&](const Position& position) -> Status {
     if (options.state_dir.empty()) return OkStatus();
@@ -271,20 +317,14 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
           break;
       }
     }
-    reports.clear();
-    pipeline.DrainClosedWindows(&reports);
-    reporter.Print(reports);
+    SHORTFALL_RETURN_IF_ERROR(close_windows(/*all=*/false));
     if (processed % options.commit_every == 0) {
       SHORTFALL_RETURN_IF_ERROR(commit(Position{entry.index + 1, reader->bytes_read()}));
     }
   }
   // Stopped early, the entry at `offset` was read but not processed.
   const Position end{resume.record + processed, stopped_early ? offset : reader->bytes_read()};
-  if (!stopped_early) {
-    reports.clear();
-    pipeline.CloseAll(&reports);
-    reporter.Print(reports);
-  }
+  if (!stopped_early) SHORTFALL_RETURN_IF_ERROR(close_windows(/*all=*/true));
   if (stopped_early) {
     out << "stopped after " << processed << " records (--max-records)";
     if (!options.state_dir.empty()) out << "; state committed at record " << end.record;

@@ -2,10 +2,14 @@
 // `shortfall replay` is a thin command-line front for RunReplay().
 //
 // It reads an event file (as `shortfall gen` writes it), runs every record
-// through VolumePipeline, prints rolling volumes as windows close, and ends
-// with a table of totals and the count of records by outcome. Output depends
-// only on the input and the options: the same file gives byte-identical
-// output, whether state is in memory or in RocksDB (--state-dir).
+// through VolumePipeline, prints rolling volumes as windows close and each
+// alert record as the detectors raise it ("alert <line>", as `shortfall tail`
+// prints them), and ends with a table of totals and the count of records by
+// outcome. The windows the end of the file closes are printed but not run
+// through the detectors: the file ends mid-stream, and a cut-short last
+// bucket would read as a drop. Output depends only on the input and the
+// options: the same file gives byte-identical output, whether state is in
+// memory or in RocksDB (--state-dir).
 //
 // With a state directory, state and the position in the file (records and
 // byte offset) are committed together every `commit_every` records; a replay
@@ -42,6 +46,7 @@ struct ReplayOptions {
   uint64_t commit_every = 10000;             // records between commits (state dir only)
   uint64_t max_records = 0;                  // stop after this many records; 0 = all
   std::string totals_csv;                    // also write final totals here (optional)
+  std::string alerts_json;                   // also write alert records here, JSON lines (optional)
   std::string shipments_topic = "shipments.events.v1";
   std::string customs_topic = "customs.events.v1";
   operators::PipelineOptions pipeline;

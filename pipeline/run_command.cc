@@ -4,10 +4,15 @@
 #include <csignal>
 #include <cstdlib>
 
+#include <prometheus/registry.h>
+
 #include "operators/catalog.h"
 #include "pipeline/flags.h"
+#include "pipeline/metrics_server.h"
 #include "pipeline/run_config.h"
 #include "pipeline/runtime.h"
+#include "pipeline/runtime_probe.h"
+#include "pipeline/version.h"
 
 namespace shortfall::pipeline {
 namespace {
@@ -27,6 +32,18 @@ extern "C" void OnSignal(int) {
 }
 
 }  // namespace
+
+Status RunUntilStopped(Runtime& runtime) {
+  g_signals.store(0);
+  g_running.store(&runtime);
+  auto previous_int = std::signal(SIGINT, OnSignal);
+  auto previous_term = std::signal(SIGTERM, OnSignal);
+  Status s = runtime.Run();
+  g_running.store(nullptr);
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+  return s;
+}
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   FlagParser flags;
@@ -68,7 +85,26 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!catalog.ok()) return usage_error(catalog.status());
 
   err << "shortfall run: configuration\n" << DescribeRunConfig(config);
+  // The endpoint is up before the runtime connects: /healthz answers while
+  // start-up waits for the broker, and /readyz says why it is not ready yet.
+  Result<HostPort> bind = ParseHostPort(config.metrics_bind);
+  if (!bind.ok()) return usage_error(bind.status().WithContext("metrics.bind"));
+  auto registry = std::make_shared<prometheus::Registry>();
+  RuntimeProbe probe(registry, std::string(kVersion));
+  probe.SetUp();
+  std::atomic<Runtime*> live{nullptr};
+  Result<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start(bind->host, bind->port, registry, [&live]() -> std::pair<bool, std::string> {
+        Runtime* r = live.load();
+        return r != nullptr ? r->Readiness() : std::pair<bool, std::string>{false, "starting"};
+      });
+  if (!server.ok()) {
+    err << "shortfall run: " << server.status().message() << "\n";
+    return kExitFailure;
+  }
+  err << "shortfall run: metrics on " << (*server)->url() << "/metrics\n";
   RuntimeOptions options;
+  options.probe = &probe;
   options.config = std::move(config);
   options.until_idle = flags.GetBool("until-idle");
   options.totals_csv = flags.Get("totals-csv");
@@ -81,11 +117,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
                ? kExitUsage
                : kExitFailure;
   }
-  g_running.store(runtime->get());
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  Status s = (*runtime)->Run();
-  g_running.store(nullptr);
+  live.store(runtime->get());
+  Status s = RunUntilStopped(**runtime);
+  live.store(nullptr);
   if (!s.ok()) {
     err << "shortfall run: " << s.ToString() << "\n";
     return kExitFailure;

@@ -7,7 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+#include "pipeline/runtime.h"
+
 namespace shortfall::pipeline {
+
+// Runs `runtime` until it returns, with SIGINT and SIGTERM asking it to stop
+// cleanly (a second signal exits the process at once, status 130). Restores
+// the previous handlers afterwards.
+Status RunUntilStopped(Runtime& runtime);
 
 // args excludes "run". Exit codes as Application's: 0, 1 runtime, 2 usage/config.
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

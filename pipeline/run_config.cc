@@ -155,6 +155,82 @@ Status SetDouble(std::string_view text, double* out) {
   return OkStatus();
 }
 
+Status SetBool(std::string_view text, bool* out) {
+  if (text == "true") {
+    *out = true;
+  } else if (text == "false") {
+    *out = false;
+  } else {
+    return InvalidArgumentError(Quote(text) + " is not a boolean (want true or false)");
+  }
+  return OkStatus();
+}
+
+std::string FormatBool(bool b) { return b ? "true" : "false"; }
+
+// A volume-drop override: the entry name is "<group>/<corridor>" ("*" for
+// any), the value "field=value" pairs separated by blanks or commas, e.g.
+// "cusum_threshold=6 min_expected_shipments=20" or "enabled=false".
+Status PutVolumeDropOverride(std::string_view name, std::string_view spec,
+                             std::vector<operators::VolumeDropOverride>* overrides) {
+  const size_t slash = name.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == name.size()) {
+    return InvalidArgumentError(Quote(name) + " is not <group>/<corridor> (e.g. ppe/*, semiconductors/MX-US-2304)");
+  }
+  operators::VolumeDropOverride o;
+  o.group = std::string(name.substr(0, slash));
+  o.corridor = std::string(name.substr(slash + 1));
+  std::string text(spec);
+  std::replace(text.begin(), text.end(), ',', ' ');
+  size_t fields = 0;
+  for (std::string_view item : Split(text, ' ')) {
+    item = Trim(item);
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    const std::string_view field = item.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+    double number = 0;
+    bool flag = false;
+    if (field == "cusum_threshold" || field == "cusum_slack" || field == "min_expected_shipments") {
+      if (Status st = SetDouble(value, &number); !st.ok()) {
+        return InvalidArgumentError(std::string(field) + ": " + st.message());
+      }
+      (field == "cusum_threshold" ? o.cusum_threshold
+                                  : field == "cusum_slack" ? o.cusum_slack : o.min_expected_shipments) = number;
+    } else if (field == "enabled") {
+      if (Status st = SetBool(value, &flag); !st.ok()) return InvalidArgumentError("enabled: " + st.message());
+      o.enabled = flag;
+    } else {
+      return InvalidArgumentError(Quote(item) +
+                                  " is not field=value with a field of cusum_threshold, cusum_slack, "
+                                  "min_expected_shipments, enabled");
+    }
+    ++fields;
+  }
+  if (fields == 0) return InvalidArgumentError("sets nothing (want e.g. cusum_threshold=6)");
+  for (operators::VolumeDropOverride& existing : *overrides) {
+    if (existing.group == o.group && existing.corridor == o.corridor) {
+      existing = std::move(o);
+      return OkStatus();
+    }
+  }
+  overrides->push_back(std::move(o));
+  return OkStatus();
+}
+
+std::string FormatVolumeDropOverride(const operators::VolumeDropOverride& o) {
+  std::string out;
+  const auto add = [&](std::string_view field, const std::string& value) {
+    if (!out.empty()) out += " ";
+    out += std::string(field) + "=" + value;
+  };
+  if (o.cusum_threshold) add("cusum_threshold", FormatDouble(*o.cusum_threshold));
+  if (o.cusum_slack) add("cusum_slack", FormatDouble(*o.cusum_slack));
+  if (o.min_expected_shipments) add("min_expected_shipments", FormatDouble(*o.min_expected_shipments));
+  if (o.enabled) add("enabled", FormatBool(*o.enabled));
+  return out;
+}
+
 Result<DurationMs> ToDuration(std::string_view text) {
   Result<DurationMs> d = ParseDuration(text);
   if (!d.ok()) {
@@ -367,6 +443,81 @@ const std::vector<Leaf>& Leaves() {
              }
              return out;
            }},
+      {.path = "detection.volume_drop.enabled",
+       .set = [](std::string_view t, RunConfig* c) { return SetBool(t, &c->pipeline.detection.volume_drop.enabled); },
+       .show = [](const RunConfig& c) { return FormatBool(c.pipeline.detection.volume_drop.enabled); }},
+      {.path = "detection.volume_drop.window",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDuration(t, &c->pipeline.detection.volume_drop.window); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.volume_drop.window); }},
+      {.path = "detection.volume_drop.baseline_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.volume_drop.baseline_weeks); },
+       .show = [](const RunConfig& c) { return std::to_string(c.pipeline.detection.volume_drop.baseline_weeks); }},
+      {.path = "detection.volume_drop.min_history_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.volume_drop.min_history_weeks); },
+       .show =
+           [](const RunConfig& c) { return std::to_string(c.pipeline.detection.volume_drop.min_history_weeks); }},
+      {.path = "detection.volume_drop.measures",
+       .shape = Shape::kList,
+       .show =
+           [](const RunConfig& c) {
+             std::string out = "[";
+             for (const std::string& m : c.pipeline.detection.volume_drop.measures) {
+               out += (out.size() > 1 ? ", " : "") + m;
+             }
+             return out + "]";
+           },
+       .set_list =
+           [](const std::vector<std::string>& items, RunConfig* c) {
+             c->pipeline.detection.volume_drop.measures = items;
+             return OkStatus();
+           }},
+      {.path = "detection.volume_drop.min_expected_shipments",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.min_expected_shipments); },
+       .show =
+           [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.min_expected_shipments); }},
+      {.path = "detection.volume_drop.relative_floor",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.relative_floor); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.relative_floor); }},
+      {.path = "detection.volume_drop.cusum_slack",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.cusum_slack); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.cusum_slack); }},
+      {.path = "detection.volume_drop.cusum_threshold",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.cusum_threshold); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.cusum_threshold); }},
+      {.path = "detection.volume_drop.recover_z",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.recover_z); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.recover_z); }},
+      {.path = "detection.volume_drop.overrides",
+       .shape = Shape::kMap,
+       .clear = [](RunConfig* c) { c->pipeline.detection.volume_drop_overrides.clear(); },
+       .put =
+           [](std::string_view k, std::string_view v, RunConfig* c) {
+             return PutVolumeDropOverride(k, v, &c->pipeline.detection.volume_drop_overrides);
+           },
+       .entries =
+           [](const RunConfig& c) {
+             std::vector<std::pair<std::string, std::string>> out;
+             for (const operators::VolumeDropOverride& o : c.pipeline.detection.volume_drop_overrides) {
+               out.emplace_back(o.group + "/" + o.corridor, YamlString(FormatVolumeDropOverride(o)));
+             }
+             return out;
+           }},
+      {.path = "detection.alert_lifecycle.resolve_after",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDuration(t, &c->pipeline.detection.lifecycle.resolve_after); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.lifecycle.resolve_after); }},
+      {.path = "detection.alert_lifecycle.cooldown",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDuration(t, &c->pipeline.detection.lifecycle.cooldown); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.lifecycle.cooldown); }},
       {.path = "metrics.bind",
        .set = [](std::string_view t, RunConfig* c) { return SetString(t, &c->metrics_bind); },
        .show = [](const RunConfig& c) { return YamlString(c.metrics_bind); }},
@@ -550,6 +701,27 @@ Result<ProcessingGuarantee> ParseGuarantee(std::string_view text) {
                               " is not a processing guarantee (want at_least_once or exactly_once)");
 }
 
+namespace {
+
+bool DetectionEqual(const operators::DetectionOptions& a, const operators::DetectionOptions& b) {
+  const operators::VolumeDropOptions& va = a.volume_drop;
+  const operators::VolumeDropOptions& vb = b.volume_drop;
+  const auto same_overrides = [](const operators::VolumeDropOverride& x, const operators::VolumeDropOverride& y) {
+    return x.group == y.group && x.corridor == y.corridor && x.cusum_threshold == y.cusum_threshold &&
+           x.cusum_slack == y.cusum_slack && x.min_expected_shipments == y.min_expected_shipments &&
+           x.enabled == y.enabled;
+  };
+  return va.enabled == vb.enabled && va.window == vb.window && va.baseline_weeks == vb.baseline_weeks &&
+         va.min_history_weeks == vb.min_history_weeks && va.min_expected_shipments == vb.min_expected_shipments &&
+         va.measures == vb.measures && va.relative_floor == vb.relative_floor && va.cusum_slack == vb.cusum_slack &&
+         va.cusum_threshold == vb.cusum_threshold && va.recover_z == vb.recover_z &&
+         std::equal(a.volume_drop_overrides.begin(), a.volume_drop_overrides.end(), b.volume_drop_overrides.begin(),
+                    b.volume_drop_overrides.end(), same_overrides) &&
+         a.lifecycle.resolve_after == b.lifecycle.resolve_after && a.lifecycle.cooldown == b.lifecycle.cooldown;
+}
+
+}  // namespace
+
 bool operator==(const RunConfig& a, const RunConfig& b) {
   const operators::WindowOptions& wa = a.pipeline.window;
   const operators::WindowOptions& wb = b.pipeline.window;
@@ -565,7 +737,8 @@ bool operator==(const RunConfig& a, const RunConfig& b) {
          na.max_line_quantity == nb.max_line_quantity &&
          na.max_line_gross_weight_kg == nb.max_line_gross_weight_kg &&
          na.max_line_value_usd == nb.max_line_value_usd && na.usd_rates == nb.usd_rates &&
-         a.metrics_bind == b.metrics_bind && a.kafka_common == b.kafka_common &&
+         DetectionEqual(a.pipeline.detection, b.pipeline.detection) && a.metrics_bind == b.metrics_bind &&
+         a.kafka_common == b.kafka_common &&
          a.kafka_consumer == b.kafka_consumer && a.kafka_producer == b.kafka_producer;
 }
 
@@ -831,6 +1004,9 @@ Status ValidateRunConfig(const RunConfig& c) {
     return error("validation.usd_rates",
                  "empty (every goods line with a declared value would be invalid: unknown_currency)");
   }
+
+  const Status detection = c.pipeline.detection.Validate(c.pipeline.window);
+  if (!detection.ok()) return InvalidArgumentError("detection." + detection.message());
 
   if (Result<HostPort> bind = ParseHostPort(c.metrics_bind); !bind.ok()) {
     return AtPath("metrics.bind", bind.status());

@@ -6,15 +6,20 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "operators/contribution_buffer.h"
 #include "operators/event_decoder.h"
 #include "operators/event_normalizer.h"
 #include "operators/source_watermarks.h"
 #include "operators/volume_aggregator.h"
+#include "operators/shortage_detection.h"
 #include "operators/watermark.h"
+#include "pipeline/alert_format.h"
 #include "pipeline/rocksdb_state_store.h"
+#include "pipeline/scenario_producer.h"
 #include "shortfall/internal/repartition.pb.h"
 
 namespace shortfall::pipeline {
@@ -31,6 +36,8 @@ constexpr DurationMs kFlushTimeout = 60 * kMsPerSecond;
 // others closed.
 constexpr auto kIdleAfter = std::chrono::seconds(30);
 constexpr DurationMs kPollTimeout = 100;
+constexpr auto kMetricsEvery = std::chrono::seconds(1);
+constexpr std::string_view kAlertSchema = "shortfall.v1.ShortageAlert";
 
 // Checkpoint blob of a task's store: the next offset to read.
 std::string EncodeOffset(int64_t offset) { return "offset=" + std::to_string(offset); }
@@ -99,18 +106,24 @@ struct Runtime::StageOneTask {
   bool sent_idle = false;
   std::optional<std::chrono::steady_clock::time_point> caught_up_since;
   bool sent_any = false;         // a watermark record has gone out since the task opened
+  // Record time of the first record read since the last commit: the oldest
+  // the commit covers, for the publish -> state-committed latency.
+  TimestampMs oldest_uncommitted_record = 0;
   operators::NormalizedEvent event;
   v1::ShipmentEvent shipment;
   v1::CustomsEvent customs;
 };
 
 struct Runtime::StageTwoTask {
-  StageTwoTask(const RunConfig& config, std::vector<std::string> group_names)
-      : aggregator(config.pipeline.window, std::move(group_names), &corridors) {}
+  StageTwoTask(const RunConfig& config, const std::vector<std::string>& group_names)
+      : aggregator(config.pipeline.window, group_names, &corridors),
+        detection(config.pipeline.detection, config.pipeline.window, group_names, &corridors) {}
   std::unique_ptr<RocksDbStateStore> store;
   operators::CorridorTable corridors;
   operators::VolumeAggregator aggregator;
+  operators::ShortageDetection detection;
   operators::SourceWatermarks sources;
+  std::vector<v1::ShortageAlert> alerts;
   int64_t next_offset = -1;
   int64_t restored_offset = -1;
   std::vector<operators::WindowReport> reports;
@@ -128,6 +141,11 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
                                                  const operators::Catalog& catalog,
                                                  std::ostream& log) {
   SHORTFALL_RETURN_IF_ERROR(ValidateRunConfig(options.config));
+  if (Status s = options.config.pipeline.detection.Validate(options.config.pipeline.window,
+                                                            operators::CountedGroupNames(catalog));
+      !s.ok()) {
+    return InvalidArgumentError("detection." + s.message());
+  }
   if (options.config.guarantee != ProcessingGuarantee::kAtLeastOnce) {
     return InvalidArgumentError(
         "processing.guarantee: exactly_once is not available yet; use at_least_once");
@@ -202,6 +220,7 @@ Status Runtime::OpenStageTwo(const TopicPartition& tp) {
   auto task = std::make_unique<StageTwoTask>(options_.config, operators::CountedGroupNames(catalog_));
   SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
+  SHORTFALL_RETURN_IF_ERROR(task->detection.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
   for (const auto& [source, partition] : input_partitions_) task->sources.Expect(PartitionKey{source, partition});
   stage_two_[tp] = std::move(task);
@@ -227,6 +246,7 @@ void Runtime::OnAssigned(const std::vector<TopicPartition>& partitions) {
     Status s = tp.topic == repartition_topic_ ? OpenStageTwo(tp) : OpenStageOne(tp);
     if (!s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("opening task " + tp.topic + "-" + std::to_string(tp.partition));
   }
+  assigned_tasks_.store(static_cast<int>(stage_one_.size() + stage_two_.size()));
   log_ << "shortfall run: assigned " << partitions.size() << " partitions (" << stage_one_.size()
        << " input, " << stage_two_.size() << " repartition tasks)\n";
 }
@@ -239,7 +259,9 @@ void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost
   for (const TopicPartition& tp : partitions) {
     stage_one_.erase(tp);
     stage_two_.erase(tp);
+    if (options_.probe != nullptr) options_.probe->RemovePartition(tp.topic, tp.partition);
   }
+  assigned_tasks_.store(static_cast<int>(stage_one_.size() + stage_two_.size()));
   log_ << "shortfall run: " << (lost ? "lost " : "revoked ") << partitions.size() << " partitions\n";
 }
 
@@ -254,7 +276,7 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
     }
   }
   r.headers.emplace_back("shortfall.reason", std::string(reason));
-  r.headers.emplace_back("shortfall.detail", std::string(detail));
+  r.headers.emplace_back("shortfall.detail", operators::PrintableDetail(detail));
   r.headers.emplace_back("shortfall.source.topic", message.topic_name());
   r.headers.emplace_back("shortfall.source.partition", std::to_string(message.partition()));
   r.headers.emplace_back("shortfall.source.offset", std::to_string(message.offset()));
@@ -263,10 +285,12 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
 
 Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
   ++stats_.records;
+  ++stats_.records_by_source[static_cast<size_t>(task.source)];
   const operators::PayloadFormat format =
       operators::PayloadFormatFromContentType(HeaderValue(message, "content-type"));
   const RdKafka::MessageTimestamp ts = message.timestamp();
   const TimestampMs record_time = ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? ts.timestamp : 0;
+  if (task.oldest_uncommitted_record == 0) task.oldest_uncommitted_record = record_time;
   std::optional<operators::Invalid> bad;
   if (task.source == EventSource::kShipments) {
     bad = operators::DecodeShipmentEvent(Value(message), format, &task.shipment);
@@ -277,6 +301,7 @@ Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
   }
   if (bad) {
     ++stats_.invalid;
+    ++stats_.invalid_by_reason[static_cast<size_t>(bad->reason)];
     return DeadLetter(message, operators::InvalidReasonName(bad->reason), bad->detail);
   }
   const PartitionKey key{task.source, message.partition()};
@@ -294,6 +319,7 @@ Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
 }
 
 Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message) {
+  ++stats_.repartition_read;
   const std::string_view value = Value(message);
   if (!task.record.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
       task.record.source_topic() > 1) {
@@ -324,6 +350,35 @@ Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message
   task.reports.clear();
   task.aggregator.AdvanceTo(task.sources.Combined(), &task.reports);
   stats_.windows_closed += task.reports.size();
+  return Detect(task);
+}
+
+Status Runtime::Detect(StageTwoTask& task) {
+  task.alerts.clear();
+  task.detection.Detect(task.reports, &task.alerts);
+  const TopicNames& topics = options_.config.topics;
+  for (v1::ShortageAlert& alert : task.alerts) {
+    alert.SerializeToString(&alert_bytes_);
+    // The alert id as key: every record of one alert lands on one partition,
+    // in order, and a compacted topic keeps each alert's latest state.
+    SHORTFALL_RETURN_IF_ERROR(producer_->Produce(
+        {.topic = topics.alerts,
+         .key = alert.alert_id(),
+         .value = alert_bytes_,
+         .headers = {{std::string(kContentTypeHeader), std::string(kProtobufContentType)},
+                     {"shortfall.schema", std::string(kAlertSchema)}}}));
+    if (!topics.alerts_json.empty()) {
+      SHORTFALL_ASSIGN_OR_RETURN(std::string json, FormatAlertJson(alert));
+      SHORTFALL_RETURN_IF_ERROR(producer_->Produce(
+          {.topic = topics.alerts_json,
+           .key = alert.alert_id(),
+           .value = json,
+           .headers = {{std::string(kContentTypeHeader), std::string(kJsonContentType)},
+                       {"shortfall.schema", std::string(kAlertSchema)}}}));
+    }
+    ++stats_.alerts;
+    uncommitted_alerts_.push_back(std::move(alert));
+  }
   return OkStatus();
 }
 
@@ -400,6 +455,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
     for (int32_t p = 0; p < repartition_partitions_; ++p) {
       SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .partition = p, .value = bytes}));
     }
+    stats_.watermark_records += static_cast<uint64_t>(repartition_partitions_);
   }
   // 2. Every output acknowledged before anything commits.
   SHORTFALL_RETURN_IF_ERROR(producer_->Flush(kFlushTimeout).WithContext("delivering outputs"));
@@ -417,6 +473,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
     if (!selected(tp) || task->next_offset < 0) continue;
     batch.Clear();
     task->aggregator.Flush(&batch);
+    task->detection.Flush(&batch);
     task->sources.Flush(&batch);
     SHORTFALL_RETURN_IF_ERROR(task->store->Commit(batch, EncodeOffset(task->next_offset)));
     offsets.push_back({tp.topic, tp.partition, task->next_offset});
@@ -426,6 +483,25 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
   // kFailedPrecondition: the group moved on; the stores hold the offsets, and
   // the next owner starts from the group's older offset (at_least_once).
   ++stats_.commits;
+  const TimestampMs now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  for (auto& [tp, task] : stage_one_) {
+    if (!selected(tp) || task->oldest_uncommitted_record == 0) continue;
+    if (options_.probe != nullptr) {
+      options_.probe->ObserveLatency("state", static_cast<double>(now_ms - task->oldest_uncommitted_record) / 1000);
+    }
+    task->oldest_uncommitted_record = 0;
+  }
+  // Every alert produced so far was delivered by the flush above.
+  for (const v1::ShortageAlert& alert : uncommitted_alerts_) {
+    if (options_.probe != nullptr) {
+      options_.probe->AddAlert(alert.commodity_group(), AlertKindLabel(alert.kind()), SeverityLabel(alert.severity()),
+                               AlertStateLabel(alert.state()));
+    }
+    if (options_.on_alert) options_.on_alert(alert);
+  }
+  uncommitted_alerts_.clear();
   return OkStatus();
 }
 
@@ -472,11 +548,118 @@ Status Runtime::WriteTotals() {
   return OkStatus();
 }
 
+std::pair<bool, std::string> Runtime::Readiness() const {
+  if (!running_.load()) return {false, "not running"};
+  if (assigned_tasks_.load() == 0) return {false, "no partitions assigned yet"};
+  return {true, ""};
+}
+
+void Runtime::PublishMetrics() {
+  RuntimeProbe* probe = options_.probe;
+  if (probe == nullptr) return;
+  const RunConfig& c = options_.config;
+  const auto delta = [](uint64_t now, uint64_t before) { return now - before; };
+  probe->AddConsumed(c.topics.shipments, delta(stats_.records_by_source[0], published_.records_by_source[0]));
+  probe->AddConsumed(c.topics.customs, delta(stats_.records_by_source[1], published_.records_by_source[1]));
+  probe->AddConsumed(repartition_topic_, delta(stats_.repartition_read, published_.repartition_read));
+  probe->AddProduced(repartition_topic_, delta(stats_.repartition_records + stats_.watermark_records,
+                                               published_.repartition_records + published_.watermark_records));
+  probe->AddProduced(c.topics.dlq, delta(stats_.invalid + stats_.late, published_.invalid + published_.late));
+  probe->AddProduced(c.topics.alerts, delta(stats_.alerts, published_.alerts));
+  if (!c.topics.alerts_json.empty()) probe->AddProduced(c.topics.alerts_json, delta(stats_.alerts, published_.alerts));
+  for (size_t r = 0; r < operators::kInvalidReasonCount; ++r) {
+    const uint64_t n = delta(stats_.invalid_by_reason[r], published_.invalid_by_reason[r]);
+    if (n > 0) probe->AddInvalid(operators::InvalidReasonName(static_cast<operators::InvalidReason>(r)), n);
+  }
+  probe->AddLate("input", delta(stats_.late, published_.late));
+  probe->AddLate("repartition", delta(stats_.late_after_repartition, published_.late_after_repartition));
+  published_ = stats_;
+
+  probe->SetTasks("input", static_cast<int64_t>(stage_one_.size()));
+  probe->SetTasks("repartition", static_cast<int64_t>(stage_two_.size()));
+  uint64_t keys = 0;
+  uint64_t bytes = 0;
+  const auto count_store = [&](const RocksDbStateStore& store) {
+    const operators::StateStoreStats st = store.Stats();
+    keys += st.keys;
+    bytes += st.bytes;
+  };
+  for (const auto& [tp, task] : stage_one_) {
+    Result<int64_t> lag = consumer_->Lag(tp);
+    if (lag.ok()) probe->SetConsumerLag(tp.topic, tp.partition, *lag);
+    count_store(*task->store);
+  }
+  std::optional<TimestampMs> watermark;
+  std::map<std::pair<std::string, std::string>, int64_t> open;  // (group, kind) -> open alerts
+  for (const auto& [tp, task] : stage_two_) {
+    Result<int64_t> lag = consumer_->Lag(tp);
+    if (lag.ok()) probe->SetConsumerLag(tp.topic, tp.partition, *lag);
+    count_store(*task->store);
+    const TimestampMs closed = task->aggregator.closed_until();
+    if (closed != kMinTimestamp) watermark = watermark ? std::min(*watermark, closed) : closed;
+    const operators::WindowOptions& w = task->aggregator.options();
+    for (const operators::SeriesSummary& summary : task->aggregator.Summaries()) {
+      const std::string& group = task->aggregator.group_name(summary.series.group);
+      const std::string& corridor = task->corridors.Code(summary.series.corridor);
+      for (size_t i = 0; i < w.rolling.size(); ++i) {
+        const std::string window = FormatDuration(w.rolling[i]);
+        const operators::VolumeDelta& v = summary.rolling[i];
+        probe->SetVolume(group, corridor, window, "shipments", static_cast<double>(v.shipments));
+        probe->SetVolume(group, corridor, window, "gross_weight_kg", v.gross_weight_kg());
+        probe->SetVolume(group, corridor, window, "declared_value_usd", v.declared_value_usd());
+      }
+      if (std::optional<double> expected = task->detection.volume_drop().ExpectedShipments(summary.series)) {
+        probe->SetBaseline(group, corridor, FormatDuration(c.pipeline.detection.volume_drop.window), "shipments",
+                           *expected);
+      }
+    }
+    for (const v1::ShortageAlert& alert : task->detection.lifecycle().OpenAlerts()) {
+      ++open[{alert.commodity_group(), AlertKindLabel(alert.kind())}];
+    }
+  }
+  for (const auto& [key, n] : open) probe->SetOpenAlerts(key.first, key.second, n);
+  // Kinds that had open alerts before and have none now read 0.
+  for (const auto& key : open_alert_keys_) {
+    if (!open.count(key)) probe->SetOpenAlerts(key.first, key.second, 0);
+  }
+  for (const auto& [key, n] : open) open_alert_keys_.insert(key);
+  probe->SetStateStore(keys, bytes);
+  if (watermark) {
+    const TimestampMs now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+    probe->SetEventTimeWatermark(static_cast<double>(*watermark) / 1000);
+    probe->SetWatermarkLag(static_cast<double>(now_ms - *watermark) / 1000);
+  }
+  probe->SetReady(Readiness().first);
+}
+
+void Runtime::CaptureFinalState() {
+  final_series_.clear();
+  final_open_alerts_.clear();
+  for (const auto& [tp, task] : stage_two_) {
+    for (const operators::SeriesSummary& summary : task->aggregator.Summaries()) {
+      SeriesRow row;
+      row.group = task->aggregator.group_name(summary.series.group);
+      row.corridor = task->corridors.Code(summary.series.corridor);
+      row.total = summary.total;
+      row.rolling = summary.rolling;
+      row.expected_shipments = task->detection.volume_drop().ExpectedShipments(summary.series);
+      final_series_.push_back(std::move(row));
+    }
+    for (v1::ShortageAlert& alert : task->detection.lifecycle().OpenAlerts()) final_open_alerts_.push_back(std::move(alert));
+  }
+  std::sort(final_series_.begin(), final_series_.end(), [](const SeriesRow& a, const SeriesRow& b) {
+    return std::tie(a.group, a.corridor) < std::tie(b.group, b.corridor);
+  });
+}
+
 Status Runtime::Run() {
   std::vector<std::unique_ptr<RdKafka::Message>> batch;
   auto last_commit = std::chrono::steady_clock::now();
   int idle_polls = 0;
   Status result;
+  running_.store(true);
   while (!stop_.load()) {
     batch.clear();
     Result<size_t> n = consumer_->ConsumeBatch(static_cast<size_t>(options_.config.batch_size), kPollTimeout, &batch);
@@ -501,10 +684,14 @@ Status Runtime::Run() {
     const bool quiet_tick = !uncommitted_ && now - last_commit >= std::chrono::seconds(1);
     if ((uncommitted_ && (*n == 0 || now - last_commit >= std::chrono::milliseconds(options_.config.commit_interval))) ||
         quiet_tick) {
-      result = Commit();
+      result = TimedCommit();
       if (!result.ok()) break;
       last_commit = now;
       uncommitted_ = false;
+    }
+    if (now - last_publish_ >= kMetricsEvery) {
+      PublishMetrics();
+      last_publish_ = now;
     }
     if (options_.until_idle && *n == 0) {
       Result<bool> caught_up = CaughtUp();
@@ -513,14 +700,28 @@ Status Runtime::Run() {
       if (idle_polls >= 3) break;
     }
   }
-  if (result.ok()) result = Commit();
+  if (result.ok()) result = TimedCommit();
   if (result.ok()) result = WriteTotals();
+  CaptureFinalState();
+  PublishMetrics();
+  running_.store(false);
   log_ << "shortfall run: " << stats_.records << " input records (" << stats_.accepted << " accepted, "
        << stats_.invalid << " invalid, " << stats_.late << " late), " << stats_.repartition_records
        << " repartition records sent, " << stats_.contributions << " applied ("
-       << stats_.late_after_repartition << " too late for their window), " << stats_.commits << " commits\n";
+       << stats_.late_after_repartition << " too late for their window), " << stats_.alerts << " alert records, "
+       << stats_.commits << " commits\n";
   Status closed = consumer_->Close();
   return result.ok() ? closed : result;
+}
+
+Status Runtime::TimedCommit() {
+  const auto start = std::chrono::steady_clock::now();
+  Status s = Commit();
+  if (options_.probe != nullptr) {
+    options_.probe->ObserveCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                                  s.ok());
+  }
+  return s;
 }
 
 }  // namespace shortfall::pipeline

@@ -5,7 +5,10 @@
 // RocksDB store under <state_dir>/<application_id>/. Stage-one tasks (input
 // partitions) decode, validate, check lateness, send bad and late records to
 // the dead-letter topic and pre-aggregate the rest into the repartition
-// topic; stage-two tasks (repartition partitions) keep the windowed volumes.
+// topic; stage-two tasks (repartition partitions) keep the windowed volumes,
+// run the detectors over each closed window and send the alert records
+// (AlertLifecycle) to the alert topic, keyed by alert id, and to its JSON
+// mirror when one is configured.
 // docs/runtime.md describes the protocol and the commit order: outputs are
 // flushed, then task state and offsets commit to the task's store, then the
 // offsets commit to the group. A crash replays input since the last commit
@@ -19,18 +22,29 @@
 #ifndef SHORTFALL_PIPELINE_RUNTIME_H_
 #define SHORTFALL_PIPELINE_RUNTIME_H_
 
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
 #include "operators/catalog.h"
+#include "operators/invalid_reason.h"
+#include "operators/volume.h"
+#include "operators/volume_aggregator.h"
 #include "pipeline/kafka_client.h"
 #include "pipeline/rocksdb_state_store.h"
 #include "pipeline/run_config.h"
+#include "pipeline/runtime_probe.h"
+#include "shortfall/v1/shortage_alert.pb.h"
 
 namespace shortfall::pipeline {
 
@@ -42,19 +56,42 @@ struct RuntimeOptions {
   // With until_idle: write this instance's all-time totals per series here
   // (the same CSV as `replay --totals-csv`).
   std::string totals_csv;
+  // Called on the Run() thread with each alert record once the commit that
+  // delivered it to the alert topic is done (for the demo and tests).
+  std::function<void(const v1::ShortageAlert&)> on_alert;
+  // Where the runtime reports its metrics (about once a second); null for
+  // none. Must outlive the runtime.
+  RuntimeProbe* probe = nullptr;
+};
+
+// One series of a stage-two task as of the end of Run(): what the demo's
+// closing table shows.
+struct SeriesRow {
+  std::string group;
+  std::string corridor;  // "MX-US-2304", or "*" for the group's total
+  operators::VolumeDelta total;
+  std::array<operators::VolumeDelta, operators::kMaxRollingWindows> rolling{};  // per window.rolling
+  // The volume-drop detector's expected shipments over its window; nullopt
+  // while it warms up.
+  std::optional<double> expected_shipments;
 };
 
 // Counts since start, for the log and tests.
 struct RuntimeStats {
   uint64_t records = 0;             // input records read by stage one
+  std::array<uint64_t, 2> records_by_source{};  // by operators::EventSource
   uint64_t accepted = 0;
   uint64_t invalid = 0;             // sent to the DLQ with an InvalidReason
+  std::array<uint64_t, operators::kInvalidReasonCount> invalid_by_reason{};
   uint64_t late = 0;                // sent to the DLQ as "late"
   uint64_t repartition_records = 0; // contribution records produced
+  uint64_t watermark_records = 0;   // watermark records produced (one per repartition partition)
+  uint64_t repartition_read = 0;    // records read by stage two
   uint64_t contributions = 0;       // contribution records applied by stage two
   uint64_t late_after_repartition = 0;
   uint64_t commits = 0;
   uint64_t windows_closed = 0;      // window reports from stage two
+  uint64_t alerts = 0;              // alert records produced
 };
 
 class Runtime : public RebalanceListener {
@@ -70,6 +107,13 @@ class Runtime : public RebalanceListener {
   void RequestStop() { stop_.store(true); }
 
   const RuntimeStats& stats() const { return stats_; }
+  // After Run(): this instance's series and open alerts when it stopped.
+  const std::vector<SeriesRow>& final_series() const { return final_series_; }
+  const std::vector<v1::ShortageAlert>& open_alerts() const { return final_open_alerts_; }
+
+  // {ready, reason} for /readyz: ready while Run() processes with partitions
+  // assigned and their state restored. Thread-safe (reads atomics).
+  std::pair<bool, std::string> Readiness() const;
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
   // Stage two starts where its store says (its state covers everything
@@ -89,6 +133,8 @@ class Runtime : public RebalanceListener {
   Status Process(RdKafka::Message& message);
   Status ProcessInput(StageOneTask& task, RdKafka::Message& message);
   Status ProcessRepartition(StageTwoTask& task, RdKafka::Message& message);
+  // Runs the detectors over the windows just closed; produces alert records.
+  Status Detect(StageTwoTask& task);
   Status DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail);
   // Drains stage one, flushes outputs, commits stores, then group offsets.
   // Only the tasks of `only` when given (a revocation).
@@ -99,6 +145,10 @@ class Runtime : public RebalanceListener {
   Status OpenStageTwo(const TopicPartition& tp);
   Result<bool> CaughtUp();
   Status WriteTotals();
+  // Commit(), timed for the commit-duration metric.
+  Status TimedCommit();
+  void CaptureFinalState();
+  void PublishMetrics();
 
   RuntimeOptions options_;
   const operators::Catalog& catalog_;
@@ -114,6 +164,16 @@ class Runtime : public RebalanceListener {
   Status callback_error_;  // an error inside a rebalance callback, reported by Run()
   std::atomic<bool> stop_{false};
   RuntimeStats stats_;
+  RuntimeStats published_;  // stats_ as of the last PublishMetrics()
+  std::chrono::steady_clock::time_point last_publish_{};
+  // Alert records produced since the last commit, for on_alert and metrics.
+  std::vector<v1::ShortageAlert> uncommitted_alerts_;
+  std::string alert_bytes_;  // scratch
+  std::vector<SeriesRow> final_series_;
+  std::vector<v1::ShortageAlert> final_open_alerts_;
+  std::set<std::pair<std::string, std::string>> open_alert_keys_;  // (group, kind) ever reported open
+  std::atomic<bool> running_{false};
+  std::atomic<int> assigned_tasks_{0};
 };
 
 }  // namespace shortfall::pipeline

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# The main job for a new user: builds shortfall, generates four weeks of
-# seeded cross-border trade (shipments and customs events on nine corridors,
-# with a few malformed and late records), and replays it through the
-# operators: daily rolling volumes per commodity group as windows close, then
-# the totals per group and corridor and the count of records by outcome.
-# Usage: tools/demo.sh [events]     (default 100000, about four weeks)
+# The main job for a new user: installs what the build needs, builds
+# shortfall, and runs `shortfall demo`: the whole pipeline on an embedded
+# Kafka broker in one process, playing six weeks of seeded cross-border trade
+# in which chip imports via Laredo and PPE arrivals collapse. Prints alerts as
+# they fire and a closing table of volumes against their baselines.
+# Usage: tools/demo.sh [shortfall demo flags]   e.g. --follow, --metrics-bind 127.0.0.1:0
 set -euo pipefail
 cd "$(dirname "$0")/.."
-events=${1:-100000}
 tools/build.sh >/dev/null
-mkdir -p build/demo
-./build/pipeline/shortfall gen --seed 7 --events "$events" --out build/demo/events.pb
-./build/pipeline/shortfall replay --input build/demo/events.pb --print day --series groups
+exec ./build/pipeline/shortfall demo "$@"

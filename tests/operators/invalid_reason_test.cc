@@ -22,5 +22,19 @@ TEST(InvalidReason, EveryReasonHasAUniqueSnakeCaseNameThatRoundTrips) {
   EXPECT_FALSE(InvalidReasonFromName("nonsense").has_value());
 }
 
+TEST(PrintableDetail, EscapesEveryByteOutsidePrintableAscii) {
+  // Given a detail quoting invalid UTF-8, a newline and a backslash
+  const std::string detail = std::string("bad \xc3\x28 line1\nline2 \\ end");
+  // Then only printable ASCII remains, and the escapes read back as the bytes
+  EXPECT_EQ(PrintableDetail(detail), "bad \\xc3( line1\\x0aline2 \\x5c end");
+}
+
+TEST(PrintableDetail, CutsLongDetailsAndMarksTheCut) {
+  const std::string detail(kMaxDetailBytes + 10, 'a');
+  const std::string printable = PrintableDetail(detail);
+  EXPECT_EQ(printable, std::string(kMaxDetailBytes, 'a') + "...");
+  EXPECT_EQ(PrintableDetail(std::string(kMaxDetailBytes, 'b')), std::string(kMaxDetailBytes, 'b'));
+}
+
 }  // namespace
 }  // namespace shortfall::operators

@@ -194,7 +194,7 @@ TEST(ParseRunConfig, ErrorsNameTheSourceAndTheKeyPath) {
       {"kafka: {common: {a.b: 1, a.b: 2}}", "run.yaml: kafka.common.a.b: given twice"},
       {"processing: {batch_size: 1}\nprocessing: {batch_size: 2}\n", "run.yaml: processing: given twice"},
       {"- a\n- b\n", "run.yaml: want a map (known top-level keys: application_id, kafka, topics, "
-                     "repartition, processing, state, catalog, window, validation, metrics), got a list"},
+                     "repartition, processing, state, catalog, window, validation, detection, metrics), got a list"},
       {"catalog: a\n---\ncatalog: b\n", "run.yaml: want one YAML document, found 2"},
   };
   for (const Case& c : cases) {
@@ -213,7 +213,7 @@ TEST(ParseRunConfig, RejectsUnknownKeysListingTheKnownOnes) {
   // then the error names the key and the keys known at that level.
   EXPECT_EQ(ParseError("windows: {bucket: 1h}"),
             "run.yaml: windows: unknown key (known top-level keys: application_id, kafka, topics, "
-            "repartition, processing, state, catalog, window, validation, metrics)");
+            "repartition, processing, state, catalog, window, validation, detection, metrics)");
   EXPECT_EQ(ParseError("window: {buckets: 1h}"),
             "run.yaml: window.buckets: unknown key (known keys under window: bucket, rolling, "
             "allowed_lateness)");
@@ -340,7 +340,7 @@ TEST(ApplyOverride, RejectsMistakesNamingTheKeyAndLeavesTheConfigAlone) {
        "window.buckets: unknown key (known keys under window: bucket, rolling, allowed_lateness)"},
       {"windows.bucket=1h",
        "windows.bucket: unknown key (known top-level keys: application_id, kafka, topics, repartition, "
-       "processing, state, catalog, window, validation, metrics)"},
+       "processing, state, catalog, window, validation, detection, metrics)"},
       {"window.bucket.x=1h", "window.bucket.x: unknown key (window.bucket is a value, not a section)"},
       {"window.bucket", "'window.bucket': want key.path=value, e.g. processing.commit_interval=250ms"},
       {"=1h", "no key before '=' (want key.path=value)"},
