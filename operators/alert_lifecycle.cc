@@ -94,9 +94,14 @@ void SetCorridorFromCode(std::string_view code, v1::Corridor* corridor) {
     corridor->set_port_of_entry(std::string(code));
     return;
   }
-  corridor->set_origin_country(std::string(code.substr(0, first)));
-  corridor->set_destination_country(std::string(code.substr(first + 1, second - first - 1)));
-  corridor->set_port_of_entry(std::string(code.substr(second + 1)));
+  // A part "*" means all values of that field: left empty, as the schema says.
+  const auto set = [](std::string_view part, auto setter) {
+    if (part != "*") setter(std::string(part));
+  };
+  set(code.substr(0, first), [&](std::string v) { corridor->set_origin_country(std::move(v)); });
+  set(code.substr(first + 1, second - first - 1),
+      [&](std::string v) { corridor->set_destination_country(std::move(v)); });
+  set(code.substr(second + 1), [&](std::string v) { corridor->set_port_of_entry(std::move(v)); });
 }
 
 AlertLifecycle::AlertLifecycle(LifecycleOptions options) : options_(options) {

@@ -90,7 +90,8 @@ std::string AlertId(std::string_view group, std::string_view corridor, v1::Alert
                     TimestampMs opening_window_start);
 
 // Fills `corridor` from a code: "MX-US-2304" -> origin MX, destination US,
-// port 2304; "*" -> all fields empty ("all corridors"). A code that is not
+// port 2304; "*" -> all fields empty ("all corridors"); a part "*" leaves its
+// field empty ("MX-US-*": every port from MX into US). A code that is not
 // three '-'-separated parts goes whole into port_of_entry (never happens for
 // codes from a CorridorTable).
 void SetCorridorFromCode(std::string_view code, v1::Corridor* corridor);

@@ -1,5 +1,7 @@
 #include "operators/shortage_detection.h"
 
+#include <algorithm>
+
 namespace shortfall::operators {
 
 Status DetectionOptions::Validate(const WindowOptions& windows) const {
@@ -14,14 +16,52 @@ Status DetectionOptions::Validate(const WindowOptions& windows, const std::vecto
 
 ShortageDetection::ShortageDetection(const DetectionOptions& options, const WindowOptions& windows,
                                      const std::vector<std::string>& group_names, CorridorTable* corridors)
-    : volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),
+    : drop_window_index_(static_cast<size_t>(
+          std::find(windows.rolling.begin(), windows.rolling.end(), options.volume_drop.window) -
+          windows.rolling.begin())),
+      group_names_(group_names),
+      corridors_(corridors),
+      volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),
       lifecycle_(options.lifecycle) {}
 
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
   if (reports.empty()) return;
   signals_.clear();
   for (const WindowReport& report : reports) volume_drop_.Observe(report, &signals_);
+  AddContributors(reports);
   for (const Signal& signal : signals_) lifecycle_.Apply(signal, alerts);
+}
+
+void ShortageDetection::AddContributors(const std::vector<WindowReport>& reports) {
+  for (Signal& signal : signals_) {
+    if (!signal.firing || signal.corridor != kAllCorridorsCode || signal.evidence.measure() != "shipments") continue;
+    // The group's corridors closed at the same time, by their shortfall
+    // against their own expected shipments.
+    std::vector<std::pair<double, const WindowReport*>> shortfalls;
+    double total = 0;
+    for (const WindowReport& r : reports) {
+      if (r.bucket_end != signal.window_end || r.series.corridor == kAllCorridors ||
+          group_names_[r.series.group] != signal.group) {
+        continue;
+      }
+      const std::optional<double> expected = volume_drop_.ExpectedShipments(r.series);
+      if (!expected) continue;
+      const double shortfall = *expected - static_cast<double>(r.rolling[drop_window_index_].shipments);
+      if (shortfall <= 0) continue;
+      shortfalls.emplace_back(shortfall, &r);
+      total += shortfall;
+    }
+    std::sort(shortfalls.begin(), shortfalls.end(), [&](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first
+                                : corridors_->Code(a.second->series.corridor) < corridors_->Code(b.second->series.corridor);
+    });
+    for (const auto& [shortfall, report] : shortfalls) {
+      if (signal.evidence.top_contributors_size() == 3 || shortfall < 0.05 * total) break;
+      v1::Contributor* c = signal.evidence.add_top_contributors();
+      SetCorridorFromCode(corridors_->Code(report->series.corridor), c->mutable_corridor());
+      c->set_share(shortfall / total);
+    }
+  }
 }
 
 void ShortageDetection::Flush(StateWriteBatch* batch) {

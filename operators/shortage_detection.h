@@ -11,6 +11,12 @@
 // Detectors so far: VolumeDropDetector (volume_drop). Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
 //
+// Top contributors. A volume drop of a group's total names the corridors
+// whose shortfall against their own baselines makes up most of it (up to
+// three, with their shares of the summed shortfall): every series of a group
+// is in the task (the runtime keys the repartition topic by group), and the
+// reports of one bucket close come together.
+//
 // Thread-safety: not thread-safe; one per task.
 // Failure: Detect never fails; Restore passes on the parts' errors and then
 // holds nothing.
@@ -61,6 +67,12 @@ class ShortageDetection {
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
+  // Fills the top contributors of volume-drop signals on group totals.
+  void AddContributors(const std::vector<WindowReport>& reports);
+
+  size_t drop_window_index_;  // of the volume-drop window in WindowOptions::rolling
+  std::vector<std::string> group_names_;
+  const CorridorTable* corridors_;
   VolumeDropDetector volume_drop_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused

@@ -210,6 +210,8 @@ void VolumeDropDetector::Observe(const WindowReport& report, std::vector<Signal>
   if (s.last_end != kMinTimestamp && t - s.last_end > span) {
     s.cusum = {};
     s.critical = false;
+    s.in_episode = false;
+    s.recovered_since = kMinTimestamp;
     s.expected_shipments.reset();
   }
   Evaluate(report, &s, out);
@@ -222,18 +224,30 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
   // The lagged values must be read before `here` is overwritten: with
   // baseline_weeks weeks in the ring, T - baseline_weeks x 7 d is in it.
   std::array<std::array<double, kMaxBaselineWeeks>, kMeasures> lagged;
-  int n = 0;
+  std::array<const Slot*, kMaxBaselineWeeks> present{};
+  int found = 0;
+  int clean = 0;
   for (int k = 1; k <= options_.baseline_weeks; ++k) {
     const size_t back = static_cast<size_t>(k) * slots_per_week_;
     const Slot& slot = s->ring[(here + ring_size_ - back % ring_size_) % ring_size_];
     if (slot.end != t - k * kWeek) continue;  // stale or never written: not present
-    const auto i = static_cast<size_t>(n++);
-    lagged[0][i] = static_cast<double>(slot.shipments);
-    lagged[1][i] = static_cast<double>(slot.gross_weight) / kWeightScale;
-    lagged[2][i] = static_cast<double>(slot.declared_value) / kValueScale;
+    present[static_cast<size_t>(found++)] = &slot;
+    if (!slot.anomalous) ++clean;
+  }
+  // Skip the weeks of a drop episode while enough clean ones remain.
+  const bool skip_anomalous = clean >= options_.min_history_weeks;
+  int n = 0;
+  for (int i = 0; i < found; ++i) {
+    const Slot& slot = *present[static_cast<size_t>(i)];
+    if (skip_anomalous && slot.anomalous) continue;
+    const auto j = static_cast<size_t>(n++);
+    lagged[0][j] = static_cast<double>(slot.shipments);
+    lagged[1][j] = static_cast<double>(slot.gross_weight) / kWeightScale;
+    lagged[2][j] = static_cast<double>(slot.declared_value) / kValueScale;
   }
   const VolumeDelta& window = report.rolling[window_index_];
-  s->ring[here] = Slot{t, window.shipments, window.gross_weight, window.declared_value};
+  Slot& slot_here = s->ring[here];
+  slot_here = Slot{t, window.shipments, window.gross_weight, window.declared_value, s->in_episode};
   s->last_end = t;
 
   if (n < options_.min_history_weeks) {
@@ -277,7 +291,13 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
     recovered = recovered && z[m] >= options_.recover_z;
   }
   if (!any) return;
-  if (recovered) s->cusum = {};
+  if (recovered) {
+    s->cusum = {};
+    if (s->recovered_since == kMinTimestamp) s->recovered_since = t;
+    if (t - s->recovered_since >= options_.window) s->in_episode = false;
+  } else {
+    s->recovered_since = kMinTimestamp;
+  }
 
   size_t strongest = kMeasures;
   for (size_t m = 0; m < kMeasures; ++m) {
@@ -289,6 +309,8 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
   }
   const double statistic = s->cusum[strongest];
   const bool firing = statistic >= tuning.cusum_threshold;
+  if (firing) s->in_episode = true;
+  slot_here.anomalous = s->in_episode;
   s->critical = firing && (s->critical || observed[strongest] <= 0.5 * expected[strongest] ||
                            statistic >= 2 * tuning.cusum_threshold);
 
@@ -380,10 +402,13 @@ void VolumeDropDetector::Flush(StateWriteBatch* batch) {
       state.set_shipments(slot.shipments);
       state.set_gross_weight_g(slot.gross_weight);
       state.set_declared_value(slot.declared_value);
+      state.set_anomalous(slot.anomalous);
       if (i == 0) {
         for (double c : s.cusum) state.add_cusum(c);
         if (s.expected_shipments) state.set_expected_shipments(*s.expected_shipments);
         state.set_critical(s.critical);
+        state.set_in_episode(s.in_episode);
+        if (s.recovered_since != kMinTimestamp) state.set_recovered_since_ms(s.recovered_since);
       }
       key = prefix;
       AppendSlotIndex(static_cast<uint32_t>(index), &key);
@@ -467,14 +492,16 @@ Status VolumeDropDetector::RestoreFrom(const StateView& state) {
       return true;
     }
     if (s.ring.empty()) s.ring.resize(ring_size_);
-    s.ring[index] = Slot{slot_state.bucket_end_ms(), slot_state.shipments(),
-                         slot_state.gross_weight_g(), slot_state.declared_value()};
+    s.ring[index] = Slot{slot_state.bucket_end_ms(), slot_state.shipments(), slot_state.gross_weight_g(),
+                         slot_state.declared_value(), slot_state.anomalous()};
     if (s.last_end == kMinTimestamp || slot_state.bucket_end_ms() > s.last_end) {
       s.last_end = slot_state.bucket_end_ms();
       if (slot_state.cusum_size() == static_cast<int>(kMeasures)) {
         newest_has_state.insert(&s);
         for (size_t m = 0; m < kMeasures; ++m) s.cusum[m] = slot_state.cusum(static_cast<int>(m));
         s.critical = slot_state.critical();
+        s.in_episode = slot_state.in_episode();
+        s.recovered_since = slot_state.has_recovered_since_ms() ? slot_state.recovered_since_ms() : kMinTimestamp;
         s.expected_shipments.reset();
         if (slot_state.has_expected_shipments()) s.expected_shipments = slot_state.expected_shipments();
       } else {

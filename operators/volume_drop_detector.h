@@ -73,6 +73,16 @@
 // recover_z (10 to 15% at the floor) keeps resetting it and will rarely
 // fire (reasoned, not measured).
 //
+// Baseline freeze. A close inside a drop episode (from the first firing
+// signal until the series has been recovered for a whole `window`, so one
+// noisy hour does not end it) is marked anomalous, and the
+// baseline skips anomalous weeks while at least min_history_weeks clean
+// ones remain: otherwise a drop lasting two of four baseline weeks moves
+// the median and inflates the MAD until the drop reads as normal and the
+// alert resolves in the middle of the shortage. Once fewer clean weeks
+// remain, every week counts again: a drop that lasts longer than
+// baseline_weeks - min_history_weeks weeks becomes the new normal.
+//
 // What is not evaluated (and emits no Signal at all, so an open alert is
 // neither resolved nor updated from it): a series with fewer than
 // `min_history_weeks` lagged values (warm-up: at least two weeks by default),
@@ -216,6 +226,7 @@ class VolumeDropDetector {
     uint64_t shipments = 0;
     int64_t gross_weight = 0;
     int64_t declared_value = 0;
+    bool anomalous = false;  // closed inside a drop episode
   };
   // Options after the series' override.
   struct Tuning {
@@ -230,6 +241,8 @@ class VolumeDropDetector {
     std::vector<Slot> ring;  // ring_size_ slots once the series has a report
     std::array<double, kMeasures> cusum{};
     bool critical = false;                // this firing episode has been critical
+    bool in_episode = false;              // fired, and not recovered for a window since
+    TimestampMs recovered_since = kMinTimestamp;  // current run of recovered closes; kMinTimestamp: none
     std::optional<double> expected_shipments;
     TimestampMs last_end = kMinTimestamp;     // newest report
     TimestampMs flushed_end = kMinTimestamp;  // newest report written by Flush

@@ -390,6 +390,39 @@ TEST(VolumeDropDetector, AFlowThatStopsFiresCriticalAndResolvesWhenItComesBack) 
                   kHour);
 }
 
+TEST(VolumeDropDetector, ADropLastingThreeWeeksStaysOpenUntilTheFlowReturns) {
+  // Given Laredo at a third of its flow for three weeks (more than half of
+  // the four baseline weeks), then back to normal for ten days (after three
+  // weeks only one clean baseline week is left, so the drop level then
+  // counts: by design a drop longer than two weeks becomes the new normal)
+  const TimestampMs back = kEventStart + 3 * kWeek;
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 3 * kWeek, 0.33)}}, kMonday, back + 10 * kDay);
+  Chain chain;
+  // When the drop is thirteen days old (a Tuesday: about 1,000 a day normally)
+  const TimestampMs tuesday = kEventStart + 13 * kDay;
+  size_t split = 0;
+  while (arrivals[split].hour < tuesday) ++split;
+  chain.Feed(arrivals, 0, split);
+  // Then the baseline is still the level before the drop, not the drop's
+  const std::optional<double> expected = chain.detector_.ExpectedShipments(chain.Series(kLaredo));
+  ASSERT_TRUE(expected.has_value());
+  EXPECT_GT(*expected, 800.0);
+  chain.Feed(arrivals, split);
+  // And the alert opened in the first days and resolves only after the flow
+  // is back: the drop weeks never become the baseline it is judged against
+  const std::vector<const v1::ShortageAlert*> alerts = chain.AlertsFor("2304");
+  ASSERT_GE(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]->state(), v1::ALERT_STATE_OPEN);
+  EXPECT_LT(alerts[0]->opened_at().seconds() * 1000, kEventStart + 3 * kDay);
+  for (size_t i = 1; i < alerts.size(); ++i) {
+    if (alerts[i]->state() == v1::ALERT_STATE_RESOLVED) {
+      EXPECT_GT(alerts[i]->window_end().seconds() * 1000, back) << "resolved during the drop";
+    }
+  }
+  EXPECT_EQ(alerts.back()->state(), v1::ALERT_STATE_RESOLVED);
+}
+
 // The chain run uninterrupted, and run with commits every few hours and a
 // restart into new objects (new corridor table too) at several points.
 TEST(VolumeDropDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterruptedRun) {

@@ -1,0 +1,100 @@
+#include "operators/shortage_detection.h"
+
+#include <gtest/gtest.h>
+
+#include "operators/in_memory_state_store.h"
+
+#include <string>
+#include <vector>
+
+namespace shortfall::operators {
+namespace {
+
+constexpr DurationMs kHour = kMsPerHour;
+constexpr DurationMs kDay = kMsPerDay;
+const TimestampMs kMonday = *ParseUtc("2026-01-05T00:00:00Z");
+const std::vector<std::string> kGroups = {"semiconductors", "unclassified"};
+
+VolumeDelta Shipments(uint64_t n) {
+  VolumeDelta v;
+  v.shipments = n;
+  return v;
+}
+
+// Three corridors of one group, steady (every hour the same count, so the
+// baseline is exact), until `drop_at`; then Laredo loses most of its flow
+// and El Paso a little.
+class GroupOfThree : public ::testing::Test {
+ protected:
+  GroupOfThree()
+      : aggregator_(windows_, kGroups, &corridors_),
+        detection_(DetectionOptions{}, windows_, kGroups, &corridors_) {}
+
+  void Run(TimestampMs drop_at, TimestampMs until) {
+    const CorridorId laredo = *corridors_.InternCode("MX-US-2304");
+    const CorridorId el_paso = *corridors_.InternCode("MX-US-2402");
+    const CorridorId detroit = *corridors_.InternCode("CA-US-3801");
+    std::vector<WindowReport> reports;
+    for (TimestampMs t = kMonday; t < until; t += kHour) {
+      const bool dropped = t >= drop_at;
+      ASSERT_TRUE(aggregator_.Add(0, laredo, t, Shipments(dropped ? 2 : 10)));
+      ASSERT_TRUE(aggregator_.Add(0, el_paso, t, Shipments(dropped ? 5 : 6)));
+      ASSERT_TRUE(aggregator_.Add(0, detroit, t, Shipments(4)));
+      reports.clear();
+      aggregator_.AdvanceTo(t + kHour, &reports);
+      detection_.Detect(reports, &alerts_);
+    }
+  }
+
+  WindowOptions windows_;
+  CorridorTable corridors_;
+  VolumeAggregator aggregator_;
+  ShortageDetection detection_;
+  std::vector<v1::ShortageAlert> alerts_;
+};
+
+TEST_F(GroupOfThree, ADropOfTheGroupTotalNamesTheCorridorsThatMakeItUp) {
+  // Given three weeks of steady flow, then Laredo down 80% and El Paso 17%
+  const TimestampMs drop_at = kMonday + 21 * kDay;
+  Run(drop_at, drop_at + 4 * kDay);
+  // Then the group total's alert names Laredo first, with its share of the
+  // summed shortfall (8 of 9 shipments an hour), then El Paso; not Detroit
+  const v1::ShortageAlert* total = nullptr;
+  for (const v1::ShortageAlert& a : alerts_) {
+    if (a.state() == v1::ALERT_STATE_OPEN && a.corridor().port_of_entry().empty()) total = &a;
+  }
+  ASSERT_NE(total, nullptr) << "no OPEN alert on the group total";
+  const auto& top = total->evidence().top_contributors();
+  ASSERT_EQ(top.size(), 2);
+  EXPECT_EQ(top[0].corridor().port_of_entry(), "2304");
+  EXPECT_NEAR(top[0].share(), 8.0 / 9.0, 1e-9);
+  EXPECT_EQ(top[1].corridor().port_of_entry(), "2402");
+  EXPECT_NEAR(top[1].share(), 1.0 / 9.0, 1e-9);
+  // And corridor alerts name no contributors (they are their own)
+  for (const v1::ShortageAlert& a : alerts_) {
+    if (!a.corridor().port_of_entry().empty()) {
+      EXPECT_EQ(a.evidence().top_contributors_size(), 0);
+    }
+  }
+}
+
+TEST_F(GroupOfThree, FlushAndRestoreCarryTheDetectorsAndTheLifecycle) {
+  const TimestampMs drop_at = kMonday + 21 * kDay;
+  Run(drop_at, drop_at + 3 * kDay);
+  ASSERT_GT(detection_.lifecycle().open_count(), 0u);
+  InMemoryStateStore store;
+  StateWriteBatch batch;
+  aggregator_.Flush(&batch);
+  detection_.Flush(&batch);
+  ASSERT_TRUE(store.Commit(batch, "").ok());
+  CorridorTable corridors;
+  ShortageDetection restored(DetectionOptions{}, windows_, kGroups, &corridors);
+  ASSERT_TRUE(restored.Restore(store).ok());
+  EXPECT_EQ(restored.lifecycle().open_count(), detection_.lifecycle().open_count());
+  const CorridorId laredo = *corridors.InternCode("MX-US-2304");
+  EXPECT_EQ(restored.volume_drop().ExpectedShipments(SeriesKey{0, laredo}),
+            detection_.volume_drop().ExpectedShipments(SeriesKey{0, *corridors_.InternCode("MX-US-2304")}));
+}
+
+}  // namespace
+}  // namespace shortfall::operators
