@@ -88,8 +88,7 @@ void PrintSummary(const std::vector<SeriesRow>& rows, const std::vector<v1::Shor
     }
     auto it = alert_of.find({r.group, r.corridor});
     if (it != alert_of.end()) {
-      out << "  " << v1::Severity_Name(it->second->severity()).substr(9) << " "
-          << v1::AlertKind_Name(it->second->kind()).substr(11);
+      out << "  " << SeverityLabel(it->second->severity()) << " " << AlertKindLabel(it->second->kind());
     }
     out << "\n";
   };

@@ -427,8 +427,8 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
       c->set_bucket_start_ms(e.bucket_start);
       operators::ToState(e.volume, c->mutable_volume());
       record.SerializeToString(&bytes);
-      const std::string key_text = c->group() + "/" + c->corridor();
-      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .key = key_text, .value = bytes}));
+      // Keyed by group: all series of a group meet in one stage-two task (docs/runtime.md).
+      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .key = c->group(), .value = bytes}));
       ++stats_.repartition_records;
     }
     Result<int64_t> lag = consumer_->Lag(tp);
