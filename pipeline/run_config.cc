@@ -388,6 +388,9 @@ const std::vector<Leaf>& Leaves() {
       {.path = "processing.shutdown_timeout",
        .set = [](std::string_view t, RunConfig* c) { return SetDuration(t, &c->shutdown_timeout); },
        .show = [](const RunConfig& c) { return FormatDuration(c.shutdown_timeout); }},
+      {.path = "processing.idle_after",
+       .set = [](std::string_view t, RunConfig* c) { return SetDuration(t, &c->idle_after); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.idle_after); }},
       {.path = "state.dir",
        .set = [](std::string_view t, RunConfig* c) { return SetString(t, &c->state_dir); },
        .show = [](const RunConfig& c) { return YamlString(c.state_dir); }},
@@ -731,7 +734,7 @@ bool operator==(const RunConfig& a, const RunConfig& b) {
          a.repartition_partitions == b.repartition_partitions &&
          a.replication_factor == b.replication_factor && a.guarantee == b.guarantee &&
          a.commit_interval == b.commit_interval && a.batch_size == b.batch_size &&
-         a.shutdown_timeout == b.shutdown_timeout && a.state_dir == b.state_dir &&
+         a.shutdown_timeout == b.shutdown_timeout && a.idle_after == b.idle_after && a.state_dir == b.state_dir &&
          a.catalog_path == b.catalog_path && wa.bucket == wb.bucket && wa.rolling == wb.rolling &&
          wa.allowed_lateness == wb.allowed_lateness && na.max_future_skew == nb.max_future_skew &&
          na.max_line_quantity == nb.max_line_quantity &&
@@ -990,6 +993,9 @@ Status ValidateRunConfig(const RunConfig& c) {
   if (c.batch_size < 1 || c.batch_size > kMaxBatchSize) {
     return error("processing.batch_size",
                  std::to_string(c.batch_size) + " (want 1 to " + std::to_string(kMaxBatchSize) + ")");
+  }
+  if (c.idle_after <= 0) {
+    return error("processing.idle_after", FormatDuration(c.idle_after) + " (want > 0)");
   }
   if (c.shutdown_timeout < 0) {
     return error("processing.shutdown_timeout", FormatDuration(c.shutdown_timeout) + " (want >= 0)");

@@ -84,8 +84,16 @@ struct RunConfig {
   // Max records per consume batch, 1 to 1,000,000. Bigger batches amortise
   // per-batch work; smaller ones bound memory and commit latency.
   int32_t batch_size = 10000;
-  // How long a graceful shutdown may take to finish its last commit.
+  // How long a graceful shutdown may wait for its last commit's outputs to
+  // be delivered; past it the run ends with an error and without committing
+  // (the input is read again on restart). Default 30 s.
   DurationMs shutdown_timeout = 30 * kMsPerSecond;
+  // How long an input partition must have been read to its end before it
+  // declares itself idle and stops holding windows back. Default 30 s:
+  // shorter closes windows sooner on a quiet partition; too short, and a
+  // partition between two bursts is skipped and its next records come too
+  // late for the windows the others closed.
+  DurationMs idle_after = 30 * kMsPerSecond;
   // Where the RocksDB state lives. On a volume that outlives the process,
   // restarts resume from it; otherwise state is rebuilt from Kafka.
   std::string state_dir = "/var/lib/shortfall";

@@ -28,13 +28,6 @@ namespace {
 using operators::EventSource;
 using operators::PartitionKey;
 
-constexpr DurationMs kFlushTimeout = 60 * kMsPerSecond;
-// How long an input partition must have been read to its end before it
-// declares itself idle (and stops holding windows back). Shorter closes
-// windows sooner on a quiet partition; too short, and a partition between
-// two bursts is skipped and its next records come too late for windows the
-// others closed.
-constexpr auto kIdleAfter = std::chrono::seconds(30);
 constexpr DurationMs kPollTimeout = 100;
 constexpr auto kMetricsEvery = std::chrono::seconds(1);
 constexpr std::string_view kAlertSchema = "shortfall.v1.ShortageAlert";
@@ -401,7 +394,7 @@ Status Runtime::Process(RdKafka::Message& message) {
   return OkStatus();  // a partition revoked while its messages were in the batch
 }
 
-Status Runtime::Commit(const std::vector<TopicPartition>* only) {
+Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush_timeout) {
   const auto selected = [&](const TopicPartition& tp) {
     return only == nullptr || std::find(only->begin(), only->end(), tp) != only->end();
   };
@@ -438,7 +431,8 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
     } else if (!task.caught_up_since) {
       task.caught_up_since = now;
     }
-    const bool idle = task.caught_up_since && now - *task.caught_up_since >= kIdleAfter;
+    const bool idle = task.caught_up_since &&
+                      now - *task.caught_up_since >= std::chrono::milliseconds(options_.config.idle_after);
     const TimestampMs watermark = task.watermarks.PartitionWatermark(key);
     // A watermark record only when something changed: stage two learns
     // nothing from a repeat, and an idle pipeline must go quiet.
@@ -458,7 +452,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only) {
     stats_.watermark_records += static_cast<uint64_t>(repartition_partitions_);
   }
   // 2. Every output acknowledged before anything commits.
-  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(kFlushTimeout).WithContext("delivering outputs"));
+  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(flush_timeout).WithContext("delivering outputs"));
   // 3. Task state with its offset, then the offsets to the group.
   std::vector<TopicPartitionOffset> offsets;
   operators::StateWriteBatch batch;
@@ -700,7 +694,9 @@ Status Runtime::Run() {
       if (idle_polls >= 3) break;
     }
   }
-  if (result.ok()) result = TimedCommit();
+  // A stop (signal) must end within processing.shutdown_timeout: the last
+  // commit waits that long for its outputs at most.
+  if (result.ok()) result = TimedCommit(std::min<DurationMs>(options_.config.shutdown_timeout, kCommitFlushTimeout));
   if (result.ok()) result = WriteTotals();
   CaptureFinalState();
   PublishMetrics();
@@ -714,9 +710,9 @@ Status Runtime::Run() {
   return result.ok() ? closed : result;
 }
 
-Status Runtime::TimedCommit() {
+Status Runtime::TimedCommit(DurationMs flush_timeout) {
   const auto start = std::chrono::steady_clock::now();
-  Status s = Commit();
+  Status s = Commit(nullptr, flush_timeout);
   if (options_.probe != nullptr) {
     options_.probe->ObserveCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                                   s.ok());

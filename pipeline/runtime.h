@@ -138,7 +138,8 @@ class Runtime : public RebalanceListener {
   Status DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail);
   // Drains stage one, flushes outputs, commits stores, then group offsets.
   // Only the tasks of `only` when given (a revocation).
-  Status Commit(const std::vector<TopicPartition>* only = nullptr);
+  // `flush_timeout` bounds the wait for outputs to be delivered.
+  Status Commit(const std::vector<TopicPartition>* only = nullptr, DurationMs flush_timeout = kCommitFlushTimeout);
   // Opens a task's store (creating its directory) and reads its checkpoint.
   Status OpenStore(const TopicPartition& tp, std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset);
   Status OpenStageOne(const TopicPartition& tp);
@@ -146,7 +147,11 @@ class Runtime : public RebalanceListener {
   Result<bool> CaughtUp();
   Status WriteTotals();
   // Commit(), timed for the commit-duration metric.
-  Status TimedCommit();
+  Status TimedCommit(DurationMs flush_timeout = kCommitFlushTimeout);
+
+  // How long a commit waits for its outputs before giving up (and failing
+  // the run without committing): librdkafka retries within it.
+  static constexpr DurationMs kCommitFlushTimeout = 60 * kMsPerSecond;
   void CaptureFinalState();
   void PublishMetrics();
 
