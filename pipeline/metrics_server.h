@@ -3,7 +3,8 @@
 //   GET /metrics  200, the registry in Prometheus text format 0.0.4
 //   GET /healthz  200 "ok\n" while the process runs (liveness)
 //   GET /readyz   200 "ready\n", or 503 and the reason the readiness check
-//                 gives (readiness: assigned, restored, caught up)
+//                 gives (for `shortfall run`: Runtime::Readiness, ready while
+//                 it processes with partitions assigned)
 //
 // Anything else: 404 for another path, 405 (with `Allow: GET`) for another
 // method on a known path, 400 for a request that is not HTTP/1.x.

@@ -250,9 +250,18 @@ void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost
     if (!s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("committing revoked partitions");
   }
   for (const TopicPartition& tp : partitions) {
+    if (options_.probe != nullptr) {
+      options_.probe->RemovePartition(tp.topic, tp.partition);
+      // The task's series now report from their new owner.
+      if (auto it = stage_two_.find(tp); it != stage_two_.end()) {
+        for (const operators::SeriesSummary& summary : it->second->aggregator.Summaries()) {
+          options_.probe->RemoveSeries(it->second->aggregator.group_name(summary.series.group),
+                                       it->second->corridors.Code(summary.series.corridor));
+        }
+      }
+    }
     stage_one_.erase(tp);
     stage_two_.erase(tp);
-    if (options_.probe != nullptr) options_.probe->RemovePartition(tp.topic, tp.partition);
   }
   assigned_tasks_.store(static_cast<int>(stage_one_.size() + stage_two_.size()));
   log_ << "shortfall run: " << (lost ? "lost " : "revoked ") << partitions.size() << " partitions\n";
@@ -561,9 +570,11 @@ void Runtime::PublishMetrics() {
   probe->AddProduced(c.topics.dlq, delta(stats_.invalid + stats_.late, published_.invalid + published_.late));
   probe->AddProduced(c.topics.alerts, delta(stats_.alerts, published_.alerts));
   if (!c.topics.alerts_json.empty()) probe->AddProduced(c.topics.alerts_json, delta(stats_.alerts, published_.alerts));
+  // Every reason, even at 0: a series that appears at its first increment
+  // shows no increase to rate().
   for (size_t r = 0; r < operators::kInvalidReasonCount; ++r) {
     const uint64_t n = delta(stats_.invalid_by_reason[r], published_.invalid_by_reason[r]);
-    if (n > 0) probe->AddInvalid(operators::InvalidReasonName(static_cast<operators::InvalidReason>(r)), n);
+    probe->AddInvalid(operators::InvalidReasonName(static_cast<operators::InvalidReason>(r)), n);
   }
   probe->AddLate("input", delta(stats_.late, published_.late));
   probe->AddLate("repartition", delta(stats_.late_after_repartition, published_.late_after_repartition));

@@ -64,6 +64,20 @@ class Series {
     cache_.erase(it);
   }
 
+  // Removes every series whose first label values are `prefix`.
+  template <size_t M>
+  void RemovePrefix(const std::array<std::string_view, M>& prefix) {
+    static_assert(M <= N);
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      if (std::equal(prefix.begin(), prefix.end(), it->first.begin())) {
+        family_.Remove(it->second);
+        it = cache_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
  private:
   using Key = std::array<std::string, N>;
 
@@ -121,8 +135,10 @@ struct RuntimeProbe::Families {
                               "records, by reason."),
                 {"reason"}),
         late(CounterFamily(r, "shortfall_records_late_total",
-                           "Records past the allowed lateness, sent to the dead-letter topic, in "
-                           "records, by the stage that found them late."),
+                           "Late arrivals by the stage that found them: stage input counts input "
+                           "records past the allowed lateness (sent to the dead-letter topic); "
+                           "stage repartition counts pre-aggregated contributions for windows "
+                           "already closed (counted, not dead-lettered)."),
              {"stage"}),
         consumer_lag(GaugeFamily(r, "shortfall_consumer_lag_records",
                                  "Records between a partition's high watermark and this "
@@ -136,8 +152,9 @@ struct RuntimeProbe::Families {
                               "Commits attempted, in commits, by result (ok or failed)."),
                 {"result"}),
         latency(HistogramFamily(r, "shortfall_processing_latency_seconds",
-                                "Time from an event's publish time to its result (state "
-                                "committed, alert produced), in seconds, by stage."),
+                                "Time from a record's timestamp to its result, in seconds, by "
+                                "stage (state: committed; observed once per task and commit, for "
+                                "the oldest record the commit covers)."),
                 {"stage"}),
         watermark_lag(GaugeFamily(r, "shortfall_watermark_lag_seconds",
                                   "Wall clock minus the combined event-time watermark, in "
@@ -172,7 +189,8 @@ struct RuntimeProbe::Families {
                              "with, in the unit its measure names."),
                  {"group", "corridor", "window", "measure"}),
         ready(GaugeFamily(r, "shortfall_ready",
-                          "1 when this instance is ready (assigned, restored, caught up), else 0.")
+                          "1 when this instance is ready (processing, with partitions "
+                          "assigned), else 0.")
                   .Add({})),
         build_info(GaugeFamily(r, "shortfall_build_info",
                                "Always 1; the version label names the running build."),
@@ -210,6 +228,10 @@ RuntimeProbe::RuntimeProbe(std::shared_ptr<prometheus::Registry> registry, std::
   } catch (const std::exception& e) {
     internal::CheckFailed(__FILE__, __LINE__, "RuntimeProbe registers its metric families", e.what());
   }
+  // Both results exist from the start, so rate() sees the first failure
+  // (a series born at its first increment shows no increase).
+  families_->commits.Get({"ok"});
+  families_->commits.Get({"failed"});
 }
 
 RuntimeProbe::~RuntimeProbe() = default;
@@ -300,6 +322,12 @@ void RuntimeProbe::SetBaseline(std::string_view group, std::string_view corridor
                                std::string_view window, std::string_view measure, double value) {
   std::lock_guard<std::mutex> lock(mu_);
   families_->baseline.Get({group, corridor, window, measure}).Set(value);
+}
+
+void RuntimeProbe::RemoveSeries(std::string_view group, std::string_view corridor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  families_->volume.RemovePrefix(std::array<std::string_view, 2>{group, corridor});
+  families_->baseline.RemovePrefix(std::array<std::string_view, 2>{group, corridor});
 }
 
 void RuntimeProbe::SetReady(bool ready) {

@@ -97,8 +97,8 @@ class RuntimeProbe {
 
   // One commit (flush, store commit, offset commit) that took `seconds`.
   void ObserveCommit(double seconds, bool ok);
-  // Event publish time to the result: `stage` "state" (state committed) or
-  // "alert" (alert produced). Negative values (clock skew between the
+  // Record time to the result: `stage` "state" (state committed; the only
+  // stage recorded so far). Negative values (clock skew between the
   // producer and this host) count as 0; NaN is ignored.
   void ObserveLatency(std::string_view stage, double seconds);
 
@@ -126,6 +126,10 @@ class RuntimeProbe {
                  std::string_view measure, double value);
   void SetBaseline(std::string_view group, std::string_view corridor, std::string_view window,
                    std::string_view measure, double value);
+  // Drops the volume and baseline series of (group, corridor), every window
+  // and measure: a series whose task moved to another instance must not
+  // keep reporting its last values from here.
+  void RemoveSeries(std::string_view group, std::string_view corridor);
 
   // shortfall_ready: 1 when /readyz would answer ready.
   void SetReady(bool ready);

@@ -17,7 +17,11 @@ packages=(
   openjdk-17-jre-headless maven kcat
   # promtool, and the Prometheus server the metrics tests scrape with
   prometheus
+  # offline checks of deploy/ (tests/deploy/check_deploy.py)
+  docker-compose python3-yaml
 )
+# kubectl renders deploy/kubernetes (kustomize); Debian's only when none is installed.
+if ! command -v kubectl >/dev/null 2>&1; then packages+=(kubernetes-client); fi
 
 missing=()
 for p in "${packages[@]}"; do

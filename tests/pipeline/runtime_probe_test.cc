@@ -209,6 +209,26 @@ TEST_F(RuntimeProbeTest, ReportsRollingVolumesAndTheirBaselines) {
                       "measure=\"shipments\",window=\"7d\"} 180"));
 }
 
+TEST_F(RuntimeProbeTest, RemoveSeriesDropsEveryWindowAndMeasureOfOneSeriesOnly) {
+  // Given two series of one group with volumes and a baseline
+  probe_.SetVolume("semiconductors", "MX-US-2304", "7d", "shipments", 41);
+  probe_.SetVolume("semiconductors", "MX-US-2304", "24h", "gross_weight_kg", 12500.5);
+  probe_.SetBaseline("semiconductors", "MX-US-2304", "24h", "shipments", 20);
+  probe_.SetVolume("semiconductors", "MX-US-2402", "7d", "shipments", 30);
+  // When the Laredo series moves to another instance
+  probe_.RemoveSeries("semiconductors", "MX-US-2304");
+  // Then none of its series is left, and El Paso's stays
+  EXPECT_FALSE(HasSeries("shortfall_volume", "corridor=\"MX-US-2304\"")) << Text();
+  EXPECT_FALSE(HasSeries("shortfall_volume_baseline", "corridor=\"MX-US-2304\"")) << Text();
+  EXPECT_TRUE(HasLine("shortfall_volume{corridor=\"MX-US-2402\",group=\"semiconductors\",measure=\"shipments\","
+                      "window=\"7d\"} 30"));
+}
+
+TEST_F(RuntimeProbeTest, CommitResultsExistAtZeroBeforeTheFirstCommit) {
+  EXPECT_TRUE(HasLine("shortfall_commits_total{result=\"ok\"} 0")) << Text();
+  EXPECT_TRUE(HasLine("shortfall_commits_total{result=\"failed\"} 0")) << Text();
+}
+
 TEST_F(RuntimeProbeTest, ReportsReadinessAndBuildInfo) {
   EXPECT_TRUE(HasLine("shortfall_ready 0"));  // not ready until told
 
