@@ -153,10 +153,16 @@ VolumeDropDetector::Tuning VolumeDropDetector::TuningFor(SeriesKey key) const {
   t.min_expected_shipments = options_.min_expected_shipments;
   const std::string& group = group_names_[key.group];
   const std::string& corridor = corridors_->Code(key.corridor);
+  // Goods outside the catalog are counted, not watched: their flow is most
+  // of a corridor's trucks and says nothing about a critical good. Only an
+  // override that names the group can switch it on.
+  const bool unclassified = group == kUnclassifiedGroup;
+  if (unclassified) t.enabled = false;
   for (const VolumeDropOverride& o : overrides_) {
     if ((o.group != "*" && o.group != group) || (o.corridor != "*" && o.corridor != corridor)) {
       continue;
     }
+    if (unclassified && o.group == "*") continue;
     t.enabled = o.enabled.value_or(t.enabled);
     t.cusum_threshold = o.cusum_threshold.value_or(t.cusum_threshold);
     t.cusum_slack = o.cusum_slack.value_or(t.cusum_slack);

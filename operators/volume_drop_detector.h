@@ -164,7 +164,9 @@ struct VolumeDropOptions {
 
 // Per group and per corridor configuration: the first override whose group
 // and corridor match ("*" matches any; corridor "*" also matches the
-// all-corridors series) replaces the fields it sets.
+// all-corridors series) replaces the fields it sets. The "unclassified"
+// group (goods outside the catalog) is not watched unless an override names
+// it ("unclassified/*: enabled=true"); group "*" does not match it.
 struct VolumeDropOverride {
   std::string group = "*";
   std::string corridor = "*";

@@ -34,7 +34,8 @@ uint64_t PipelineCounters::invalid_total() const {
 VolumePipeline::VolumePipeline(const Catalog& catalog, const PipelineOptions& options)
     : options_(options),
       normalizer_(catalog, options.normalizer, &corridors_),
-      watermarks_(options.window.allowed_lateness),
+      // Idle after the allowed lateness of stream time (see the header).
+      watermarks_(options.window.allowed_lateness, options.window.allowed_lateness),
       aggregator_(options.window, CountedGroupNames(catalog), &corridors_),
       detection_(options.detection, options.window, CountedGroupNames(catalog), &corridors_) {}
 
@@ -97,12 +98,14 @@ RecordResult VolumePipeline::ProcessValue(EventSource source, int32_t partition,
 
 RecordResult VolumePipeline::Process(const v1::ShipmentEvent& event, int32_t partition,
                                      TimestampMs record_time) {
+  watermarks_.Touch(PartitionKey{EventSource::kShipments, partition}, record_time);
   if (auto bad = normalizer_.Normalize(event, record_time, &normalized_)) return Reject(std::move(*bad));
   return Accept(PartitionKey{EventSource::kShipments, partition});
 }
 
 RecordResult VolumePipeline::Process(const v1::CustomsEvent& event, int32_t partition,
                                      TimestampMs record_time) {
+  watermarks_.Touch(PartitionKey{EventSource::kCustoms, partition}, record_time);
   if (auto bad = normalizer_.Normalize(event, record_time, &normalized_)) return Reject(std::move(*bad));
   return Accept(PartitionKey{EventSource::kCustoms, partition});
 }

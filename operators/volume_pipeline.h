@@ -17,6 +17,12 @@
 //   pipeline.DrainClosedWindows(&reports);
 //   pipeline.Flush(&batch);  store.Commit(batch, new_checkpoint);
 //
+// Idle partitions: a partition with no record for the allowed lateness of
+// stream (record) time while others go on is idle and holds no window back
+// until it sends again (WatermarkTracker's idleness). A replay has no wall
+// clock; the Kafka runtime's stage one judges idleness by wall clock
+// instead (processing.idle_after).
+//
 // Every record ends in exactly one outcome: accepted (counted in state),
 // invalid (with its reason) or late. Counters add up:
 // records == accepted + invalid + late.

@@ -31,18 +31,29 @@ bool DecodeKey(std::string_view key, PartitionKey* out) {
 
 }  // namespace
 
-WatermarkTracker::WatermarkTracker(DurationMs allowed_lateness)
-    : allowed_lateness_(allowed_lateness) {
-  SHORTFALL_CHECK(allowed_lateness >= 0);
+WatermarkTracker::WatermarkTracker(DurationMs allowed_lateness, DurationMs idle_after)
+    : allowed_lateness_(allowed_lateness), idle_after_(idle_after) {
+  SHORTFALL_CHECK(allowed_lateness >= 0 && idle_after >= 0);
+}
+
+void WatermarkTracker::Touch(PartitionKey partition, TimestampMs record_time) {
+  if (idle_after_ == 0) return;
+  Partition& p = partitions_[Pack(partition)];
+  if (record_time > p.last_record_time) {
+    p.last_record_time = record_time;
+    p.dirty = true;
+  }
+  stream_time_ = std::max(stream_time_, record_time);
 }
 
 Admission WatermarkTracker::Admit(PartitionKey partition, TimestampMs event_time) {
-  auto [it, inserted] = partitions_.try_emplace(Pack(partition), Partition{event_time, true});
-  if (inserted) {
+  Partition& p = partitions_[Pack(partition)];
+  if (p.max_event_time == kMinTimestamp) {
+    p.max_event_time = event_time;
+    p.dirty = true;
     min_valid_ = false;
     return Admission::kInOrder;
   }
-  Partition& p = it->second;
   if (event_time < p.max_event_time - allowed_lateness_) return Admission::kLate;
   if (event_time < p.max_event_time) return Admission::kOutOfOrder;
   if (event_time > p.max_event_time) {
@@ -55,17 +66,33 @@ Admission WatermarkTracker::Admit(PartitionKey partition, TimestampMs event_time
 
 TimestampMs WatermarkTracker::PartitionWatermark(PartitionKey partition) const {
   auto it = partitions_.find(Pack(partition));
-  return it == partitions_.end() ? kMinTimestamp : it->second.max_event_time - allowed_lateness_;
+  return it == partitions_.end() || it->second.max_event_time == kMinTimestamp
+             ? kMinTimestamp
+             : it->second.max_event_time - allowed_lateness_;
 }
 
 TimestampMs WatermarkTracker::Watermark() const {
-  if (partitions_.empty()) return kMinTimestamp;
+  if (idle_after_ > 0) {
+    // Depends on stream time too: computed each time (partitions are few).
+    TimestampMs active_min = kMaxTimestamp;
+    TimestampMs any_max = kMinTimestamp;
+    for (const auto& [key, p] : partitions_) {
+      if (p.max_event_time == kMinTimestamp) continue;
+      any_max = std::max(any_max, p.max_event_time);
+      const bool idle = p.last_record_time != kMinTimestamp && p.last_record_time < stream_time_ - idle_after_;
+      if (!idle) active_min = std::min(active_min, p.max_event_time);
+    }
+    if (any_max == kMinTimestamp) return kMinTimestamp;
+    return (active_min != kMaxTimestamp ? active_min : any_max) - allowed_lateness_;
+  }
   if (!min_valid_) {
     cached_min_max_ = kMaxTimestamp;
-    for (const auto& [key, p] : partitions_) cached_min_max_ = std::min(cached_min_max_, p.max_event_time);
+    for (const auto& [key, p] : partitions_) {
+      if (p.max_event_time != kMinTimestamp) cached_min_max_ = std::min(cached_min_max_, p.max_event_time);
+    }
     min_valid_ = true;
   }
-  return cached_min_max_ - allowed_lateness_;
+  return cached_min_max_ == kMaxTimestamp ? kMinTimestamp : cached_min_max_ - allowed_lateness_;
 }
 
 void WatermarkTracker::Flush(StateWriteBatch* batch) {
@@ -77,7 +104,9 @@ void WatermarkTracker::Flush(StateWriteBatch* batch) {
   internal::PartitionWatermarkState state;
   for (uint64_t key : dirty) {
     Partition& p = partitions_[key];
+    state.Clear();
     state.set_max_event_time_ms(p.max_event_time);
+    if (p.last_record_time != kMinTimestamp) state.set_last_record_time_ms(p.last_record_time);
     batch->Put(kNamespace, EncodeKey(Unpack(key)), state.SerializeAsString());
     p.dirty = false;
   }
@@ -86,6 +115,7 @@ void WatermarkTracker::Flush(StateWriteBatch* batch) {
 Status WatermarkTracker::Restore(const StateView& state) {
   partitions_.clear();
   min_valid_ = false;
+  stream_time_ = kMinTimestamp;
   Status error;
   SHORTFALL_RETURN_IF_ERROR(state.Scan(kNamespace, "", [&](std::string_view key, std::string_view value) {
     PartitionKey p{};
@@ -94,7 +124,12 @@ Status WatermarkTracker::Restore(const StateView& state) {
       error = DataLossError("watermarks: bad entry '" + std::string(key) + "'");
       return false;
     }
-    partitions_[Pack(p)] = Partition{s.max_event_time_ms(), false};
+    Partition& partition = partitions_[Pack(p)];
+    partition.max_event_time = s.max_event_time_ms();
+    if (s.has_last_record_time_ms()) {
+      partition.last_record_time = s.last_record_time_ms();
+      stream_time_ = std::max(stream_time_, partition.last_record_time);
+    }
     return true;
   }));
   return error;

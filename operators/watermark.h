@@ -8,8 +8,14 @@
 //
 // Partitions are identified by a PartitionKey (input source and partition
 // number). A partition counts from its first observed event on; one that is
-// silent forever holds nothing back (idle-partition handling for live Kafka
-// input belongs to the runtime).
+// silent forever holds nothing back.
+//
+// Idleness in stream time (for replays; the Kafka runtime judges idleness by
+// wall clock itself and leaves idle_after at 0). With idle_after > 0, a
+// partition whose newest record (Touch) is more than idle_after older than
+// the newest record of any partition is idle: it holds no window back until
+// it sends again. When every partition with events is idle, the largest
+// watermark counts.
 //
 // Thread-safety: not thread-safe; one tracker per task.
 #ifndef SHORTFALL_OPERATORS_WATERMARK_H_
@@ -43,8 +49,12 @@ enum class Admission : uint8_t {
 
 class WatermarkTracker {
  public:
-  // REQUIRES: allowed_lateness >= 0.
-  explicit WatermarkTracker(DurationMs allowed_lateness);
+  // REQUIRES: allowed_lateness >= 0, idle_after >= 0 (0: never idle).
+  explicit WatermarkTracker(DurationMs allowed_lateness, DurationMs idle_after = 0);
+
+  // Notes a record of `partition` with record (stream) time `record_time`,
+  // valid or not: the partition is alive. Only matters with idle_after > 0.
+  void Touch(PartitionKey partition, TimestampMs record_time);
 
   // Classifies an actual event against its partition's watermark and, unless
   // it is late, records it (raising the partition's newest event time).
@@ -52,7 +62,8 @@ class WatermarkTracker {
 
   // The partition's watermark; kMinTimestamp before its first event.
   TimestampMs PartitionWatermark(PartitionKey partition) const;
-  // The smallest partition watermark; kMinTimestamp before any event.
+  // The smallest watermark of the partitions that are not idle (see above);
+  // kMinTimestamp before any event.
   TimestampMs Watermark() const;
 
   // Persistence, namespace "watermarks": Flush writes partitions changed
@@ -62,8 +73,9 @@ class WatermarkTracker {
 
  private:
   struct Partition {
-    TimestampMs max_event_time;
-    bool dirty;
+    TimestampMs max_event_time = kMinTimestamp;  // kMinTimestamp: touched, no event yet
+    TimestampMs last_record_time = kMinTimestamp;
+    bool dirty = false;
   };
   static uint64_t Pack(PartitionKey p) {
     return (uint64_t{static_cast<uint8_t>(p.source)} << 32) | static_cast<uint32_t>(p.partition);
@@ -73,6 +85,8 @@ class WatermarkTracker {
   }
 
   DurationMs allowed_lateness_;
+  DurationMs idle_after_;
+  TimestampMs stream_time_ = kMinTimestamp;  // newest record time of any partition
   std::unordered_map<uint64_t, Partition> partitions_;
   mutable TimestampMs cached_min_max_ = kMinTimestamp;
   mutable bool min_valid_ = false;

@@ -79,11 +79,7 @@ const std::vector<std::string>& DefaultTopics() {
 Status WriteTruth(const scenario::NamedScenario& named, const std::string& path) {
   std::ofstream csv(path, std::ios::trunc);
   if (!csv) return InvalidArgumentError("--truth: cannot write '" + path + "'");
-  csv << "scenario,group,port_of_entry,start,end,shortage,what\n";
-  for (const scenario::TruthEntry& t : named.truth) {
-    csv << named.name << "," << t.group << "," << t.port_of_entry << "," << FormatUtc(t.start) << ","
-        << FormatUtc(t.end) << "," << (t.shortage ? "true" : "false") << ",\"" << t.what << "\"\n";
-  }
+  csv << scenario::TruthCsv(named);
   csv.close();
   if (!csv) return UnavailableError("--truth: write failed for '" + path + "'");
   return OkStatus();
@@ -139,7 +135,8 @@ int Application::Gen(const std::vector<std::string>& args) {
   flags.Add("scenario", "NAME",
             "start from a named scenario (" + scenario::ScenarioNameList() +
                 "); the flags below given explicitly override its settings");
-  flags.Add("truth", "FILE", "with --scenario: write its ground truth (what changes, when, shortage or not) as CSV");
+  flags.Add("truth", "FILE", "with --scenario: write its ground truth as CSV (what changes, where, when, shortage or not, "
+            "the alert kind that should report it)");
   flags.Add("seed", "N", "random seed; the same seed gives the same bytes", "1");
   flags.Add("events", "N", "number of records to write", "100000");
   flags.Add("partitions", "N", "partitions per input topic", "8");

@@ -504,6 +504,9 @@ struct Shipment {
   std::array<Line, 3> lines;
   int line_count = 0;
   uint32_t pending = 0;  // scheduled events not yet emitted
+  // Bit k: event kind k exists only because a hold wave selected the
+  // shipment; its delivery is drawn from the wave stream.
+  uint8_t wave_kinds = 0;
 };
 
 // Event times of one shipment; kMinTimestamp for events it does not have.
@@ -549,6 +552,7 @@ struct Generator::State {
   std::vector<Rng> noise;     // per corridor: day and hour factors
   std::vector<Rng> traffic;   // per (corridor, category): counts, contents, event times
   std::vector<Rng> delivery;  // per (corridor, category): publish delays, late, out of order
+  std::vector<Rng> wave;      // per (corridor, category): a hold wave's extra inspections
   Rng malformed;              // malformed records and how many
 
   std::vector<int64_t> day_index;  // per corridor: local day of day_factor
@@ -576,16 +580,42 @@ struct Generator::State {
 
 namespace {
 
-// Disruption factor for (corridor, category) at `t`.
+bool InForce(const Disruption& d, TimestampMs t) { return t >= d.start && t < d.end; }
+
+// Disruption rate factor for (corridor, category) at `t`.
 double FactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
   double factor = 1.0;
   for (const Disruption* d : list) {
-    if (t >= d->start && t < d->end) factor *= d->rate_factor;
+    if (!InForce(*d, t)) continue;
+    if (d->shape == DisruptionShape::kRamp) {
+      const double done =
+          static_cast<double>(t - d->start) / static_cast<double>(d->end - d->start);
+      factor *= 1.0 + (d->rate_factor - 1.0) * done;
+    } else {
+      factor *= d->rate_factor;
+    }
   }
   return factor;
 }
 
-// The largest factor over [from, to), at least 1: the rate to draw at before thinning.
+// The product of the disruptions' hold_factor (or value_factor) at `t`.
+double HoldFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
+  double factor = 1.0;
+  for (const Disruption* d : list) {
+    if (InForce(*d, t)) factor *= d->hold_factor;
+  }
+  return factor;
+}
+double ValueFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
+  double factor = 1.0;
+  for (const Disruption* d : list) {
+    if (InForce(*d, t)) factor *= d->value_factor;
+  }
+  return factor;
+}
+
+// A bound on the rate factor over [from, to), at least 1: the rate to draw at
+// before thinning (a ramp's rate_factor bounds it, reached or not).
 double MaxBoost(const std::vector<const Disruption*>& list, TimestampMs from, TimestampMs to) {
   double boost = 1.0;
   for (const Disruption* d : list) {
@@ -615,7 +645,8 @@ int PickWeighted(Rng& rng, const double* weights, int count) {
   return count - 1;
 }
 
-void MakeLine(const Item& item, int line_count, std::string_view currency, Rng& rng, Line* line) {
+void MakeLine(const Item& item, int line_count, std::string_view currency, double value_factor,
+              Rng& rng, Line* line) {
   // Fixed number of draws per line.
   const double u_quantity = rng.Uniform();
   const double u_alt = rng.Uniform();
@@ -640,16 +671,26 @@ void MakeLine(const Item& item, int line_count, std::string_view currency, Rng& 
   line->quantity = quantity;
   base = alt ? quantity * item.alt_factor : quantity;
   line->gross_weight_kg = std::max(0.1, RoundTo(base * item.kg_per_unit * packaging, 10));
-  const double value = base * price / UsdRate(currency);
+  double value = base * price / UsdRate(currency);
+  if (value_factor != 1.0) value *= value_factor;  // a price spike (Disruption::value_factor)
   const bool whole_units = currency == "JPY" || currency == "KRW";  // no minor unit in use
   line->declared_value = whole_units ? std::max(1.0, std::round(value))
                                      : std::max(0.01, RoundTo(value, 100));
 }
 
+// What the disruptions in force at a shipment's arrival do to it besides
+// its rate. The defaults change nothing and draw nothing.
+struct Tweaks {
+  double value_factor = 1.0;               // lines of the shipment's own category
+  double unclassified_value_factor = 1.0;  // unclassified lines riding along
+  double hold_factor = 1.0;                // on the inspection probability
+  Rng* wave = nullptr;                     // draws of the extra inspections; set when hold_factor > 1
+};
+
 // Fills *s and *t for a shipment of `category` on `corridor` arriving at
 // `arri`. `id_space` and `number` make the ids (unique per pair).
 void BuildShipment(int corridor, int category, int id_space, uint64_t number, TimestampMs arri,
-                   int32_t partitions, Rng& rng, Shipment* s, Timeline* t) {
+                   int32_t partitions, const Tweaks& tweaks, Rng& rng, Shipment* s, Timeline* t) {
   const ScenarioCorridor& c = kCorridors[static_cast<size_t>(corridor)];
   s->corridor = corridor;
   s->category = category;
@@ -715,8 +756,9 @@ void BuildShipment(int corridor, int category, int id_space, uint64_t number, Ti
   for (int i = 0; i < s->line_count; ++i) {
     const bool same = rng.Uniform() < 0.65;
     const int line_category = i == 0 || same ? category : kUnclassified;
-    MakeLine(PickItem(line_category, rng), s->line_count, s->currency, rng,
-             &s->lines[static_cast<size_t>(i)]);
+    MakeLine(PickItem(line_category, rng), s->line_count, s->currency,
+             line_category == category ? tweaks.value_factor : tweaks.unclassified_value_factor,
+             rng, &s->lines[static_cast<size_t>(i)]);
   }
 
   // Timeline.
@@ -734,28 +776,57 @@ void BuildShipment(int corridor, int category, int id_space, uint64_t number, Ti
   const double u_inspect = rng.Uniform();
   const double u_path = rng.Uniform();
   const bool inspected = u_inspect < inspection_rate;
-  const bool exam = inspected && (u_path < 0.55 || u_path >= 0.80);
-  const bool hold = inspected && u_path >= 0.55;
-  s->examined = exam;
-  TimestampMs released = 0;
-  if (exam) {
-    at(Kind::kExamSelected) = arri + rng.Duration(2 * kMsPerMinute, 20 * kMsPerMinute);
-    released = at(Kind::kExamSelected) + rng.Duration(kMsPerHour, 6 * kMsPerHour);
+  // An inspected shipment's path (exam and/or hold by `path`), then its
+  // release and gate-out: sets `examined` and the times, drawing from `r`
+  // in a fixed order.
+  const auto inspect = [&](Rng& r, double path) {
+    const bool exam = path < 0.55 || path >= 0.80;
+    const bool hold = path >= 0.55;
+    s->examined = exam;
+    TimestampMs released = 0;
+    if (exam) {
+      at(Kind::kExamSelected) = arri + r.Duration(2 * kMsPerMinute, 20 * kMsPerMinute);
+      released = at(Kind::kExamSelected) + r.Duration(kMsPerHour, 6 * kMsPerHour);
+    }
+    if (hold) {
+      const TimestampMs from = exam ? at(Kind::kExamSelected) : arri;
+      at(Kind::kHold) = from + r.Duration(5 * kMsPerMinute, 45 * kMsPerMinute);
+      at(Kind::kHoldReleased) = at(Kind::kHold) + r.Duration(2 * kMsPerHour, 30 * kMsPerHour);
+      released = std::max(released, at(Kind::kHoldReleased) +
+                                        r.Duration(5 * kMsPerMinute, 45 * kMsPerMinute));
+    }
+    at(Kind::kReleased) = released;
+    at(Kind::kGtot) = released + r.Duration(5 * kMsPerMinute, 40 * kMsPerMinute);
+  };
+  s->wave_kinds = 0;
+  if (inspected) {
+    inspect(rng, u_path);
+    return;
   }
-  if (hold) {
-    const TimestampMs from = exam ? at(Kind::kExamSelected) : arri;
-    at(Kind::kHold) = from + rng.Duration(5 * kMsPerMinute, 45 * kMsPerMinute);
-    at(Kind::kHoldReleased) = at(Kind::kHold) + rng.Duration(2 * kMsPerHour, 30 * kMsPerHour);
-    released = std::max(released, at(Kind::kHoldReleased) +
-                                      rng.Duration(5 * kMsPerMinute, 45 * kMsPerMinute));
-  }
-  if (!inspected) {
-    // Most pre-filed crossings clear primary inspection in minutes.
-    const double minutes = std::min(180.0, 3.0 - 22.0 * Log(1.0 - rng.Uniform()));
-    released = arri + static_cast<DurationMs>(minutes * static_cast<double>(kMsPerMinute));
-  }
+  s->examined = false;
+  // Most pre-filed crossings clear primary inspection in minutes.
+  const double minutes = std::min(180.0, 3.0 - 22.0 * Log(1.0 - rng.Uniform()));
+  const TimestampMs released =
+      arri + static_cast<DurationMs>(minutes * static_cast<double>(kMsPerMinute));
   at(Kind::kReleased) = released;
   at(Kind::kGtot) = released + rng.Duration(5 * kMsPerMinute, 40 * kMsPerMinute);
+
+  // A hold wave: of the shipments the usual rate let through, select as many
+  // more as make the rate hold_factor x inspection_rate (at most all). Drawn
+  // after, and apart from, the shipment's own draws, so `rng` moves exactly
+  // as without the wave.
+  if (tweaks.hold_factor > 1.0) {
+    SHORTFALL_CHECK(tweaks.wave != nullptr);
+    const double raised = std::min(1.0, inspection_rate * tweaks.hold_factor);
+    const double extra = (raised - inspection_rate) / (1.0 - inspection_rate);
+    if (tweaks.wave->Uniform() < extra) {
+      inspect(*tweaks.wave, tweaks.wave->Uniform());
+      for (Kind kind : {Kind::kExamSelected, Kind::kHold, Kind::kHoldReleased}) {
+        if (at(kind) == kMinTimestamp) continue;
+        s->wave_kinds |= static_cast<uint8_t>(1u << static_cast<int>(kind));
+      }
+    }
+  }
 }
 
 void FillGoods(const Shipment& s, google::protobuf::RepeatedPtrField<v1::GoodsLine>* goods) {
@@ -852,11 +923,11 @@ Status ValidateOptions(const GeneratorOptions& options) {
   for (size_t i = 0; i < options.disruptions.size(); ++i) {
     const Disruption& d = options.disruptions[i];
     const std::string field = "disruptions[" + std::to_string(i) + "].";
-    if (std::find(kScenarioGroups.begin(), kScenarioGroups.end(), d.group) ==
-        kScenarioGroups.end()) {
+    if (d.group != kAllGoods && std::find(kScenarioGroups.begin(), kScenarioGroups.end(),
+                                          d.group) == kScenarioGroups.end()) {
       return InvalidArgumentError(field + "group: '" + d.group +
                                   "' is not one of semiconductors, ppe, batteries, "
-                                  "pharmaceuticals, critical_minerals");
+                                  "pharmaceuticals, critical_minerals, * (every good)");
     }
     if (!d.port_of_entry.empty() &&
         std::none_of(kCorridors.begin(), kCorridors.end(), [&](const ScenarioCorridor& c) {
@@ -875,6 +946,39 @@ Status ValidateOptions(const GeneratorOptions& options) {
     if (!(d.rate_factor >= 0) || !(d.rate_factor <= 1000)) {
       return InvalidArgumentError(field + "rate_factor: must be in [0, 1000]");
     }
+    if (d.shape != DisruptionShape::kStep && d.shape != DisruptionShape::kRamp) {
+      return InvalidArgumentError(field + "shape: not a DisruptionShape");
+    }
+    if (!(d.hold_factor >= 1) || !(d.hold_factor <= 1000)) {
+      return InvalidArgumentError(field + "hold_factor: must be in [1, 1000]");
+    }
+    if (!(d.value_factor > 0) || !(d.value_factor <= 1000)) {
+      return InvalidArgumentError(field + "value_factor: must be in (0, 1000]");
+    }
+  }
+  if (!(options.rate_scale > 0) || !(options.rate_scale <= 100)) {
+    return InvalidArgumentError("rate_scale: must be in (0, 100]");
+  }
+  for (size_t i = 0; i < options.delivery_bursts.size(); ++i) {
+    const DeliveryBurst& b = options.delivery_bursts[i];
+    const std::string field = "delivery_bursts[" + std::to_string(i) + "].";
+    if (b.start >= b.end) return InvalidArgumentError(field + "start: must be before end");
+    if (b.late_rate.has_value() && (!(*b.late_rate >= 0) || !(*b.late_rate <= 1))) {
+      return InvalidArgumentError(field + "late_rate: must be in [0, 1]");
+    }
+    if (b.out_of_order_rate.has_value() &&
+        (!(*b.out_of_order_rate >= 0) || !(*b.out_of_order_rate <= 1))) {
+      return InvalidArgumentError(field + "out_of_order_rate: must be in [0, 1]");
+    }
+  }
+  if (options.idle_partition.has_value()) {
+    if (options.partitions < 2) {
+      return InvalidArgumentError("idle_partition: needs partitions >= 2 (somewhere to move records to)");
+    }
+    if (options.idle_partition->partition < 0 ||
+        options.idle_partition->partition >= options.partitions) {
+      return InvalidArgumentError("idle_partition.partition: must be in [0, partitions)");
+    }
   }
   return OkStatus();
 }
@@ -890,10 +994,12 @@ Generator::Generator(GeneratorOptions options)
     for (int k = 0; k < kCategories; ++k) {
       st.traffic.emplace_back(seed, 2000 + StreamIndex(c, k));
       st.delivery.emplace_back(seed, 3000 + StreamIndex(c, k));
+      st.wave.emplace_back(seed, 5000 + StreamIndex(c, k));
       std::vector<const Disruption*> list;
       for (const Disruption& d : options_.disruptions) {
-        if (k < kUnclassified && d.group == kScenarioGroups[static_cast<size_t>(k)] &&
-            (d.port_of_entry.empty() ||
+        const bool group = d.group == kAllGoods ||
+                           (k < kUnclassified && d.group == kScenarioGroups[static_cast<size_t>(k)]);
+        if (group && (d.port_of_entry.empty() ||
              d.port_of_entry == kCorridors[static_cast<size_t>(c)].port_of_entry)) {
           list.push_back(&d);
         }
@@ -916,6 +1022,14 @@ Generator::Generator(GeneratorOptions options)
 
 Generator::~Generator() = default;
 
+int32_t Generator::Route(bool customs, int32_t partition, TimestampMs publish) const {
+  const std::optional<IdlePartition>& idle = options_.idle_partition;
+  if (customs || !idle.has_value() || partition != idle->partition || publish < idle->from) {
+    return partition;
+  }
+  return (partition + 1) % options_.partitions;
+}
+
 bool Generator::Next(v1::EventRecord* out) {
   if (stats_.records >= options_.events) return false;
   State& st = *state_;
@@ -925,8 +1039,9 @@ bool Generator::Next(v1::EventRecord* out) {
   auto emit_valid = [&](const Pending& p, bool late) {
     Shipment& s = st.shipments[p.slot];
     const bool customs = IsCustoms(p.kind);
-    const int32_t partition = customs ? s.customs_partition : s.shipment_partition;
     const TimestampMs publish = late ? std::max(st.stream_time, p.publish) : p.publish;
+    const int32_t partition =
+        Route(customs, customs ? s.customs_partition : s.shipment_partition, publish);
     out->Clear();
     out->set_topic(customs ? options_.customs_topic : options_.shipments_topic);
     out->set_partition(partition);
@@ -986,8 +1101,8 @@ bool Generator::Next(v1::EventRecord* out) {
     if (p.delivery == Delivery::kLate) {
       const Shipment& s = st.shipments[p.slot];
       const bool customs = IsCustoms(p.kind);
-      const size_t tp = static_cast<size_t>(customs ? partitions + s.customs_partition
-                                                    : s.shipment_partition);
+      const size_t tp = static_cast<size_t>(
+          customs ? partitions + s.customs_partition : Route(false, s.shipment_partition, p.publish));
       st.held[tp].push_back(p);
       continue;
     }
@@ -1019,7 +1134,7 @@ void Generator::GenerateHour() {
     const double base = corridor.shipments_per_day / 24.0 *
                         (kWeekly[static_cast<size_t>(weekday)] / kWeeklyMean) *
                         (kDiurnal[static_cast<size_t>(hour_of_day)] / kDiurnalMean) *
-                        st.day_factor[static_cast<size_t>(c)] * hour_factor;
+                        st.day_factor[static_cast<size_t>(c)] * hour_factor * options.rate_scale;
 
     for (int k = 0; k < kCategories; ++k) {
       const size_t stream = StreamIndex(c, k);
@@ -1043,14 +1158,31 @@ void Generator::GenerateHour() {
         }
         Shipment& s = st.shipments[slot];
         Timeline timeline;
-        BuildShipment(c, k, c, st.shipment_counter[stream]++, arri, options.partitions, rng, &s,
-                      &timeline);
+        Tweaks tweaks;
+        if (!disruptions.empty()) {
+          tweaks.value_factor = ValueFactorAt(disruptions, arri);
+          tweaks.unclassified_value_factor =
+              ValueFactorAt(st.disruptions[StreamIndex(c, kUnclassified)], arri);
+          tweaks.hold_factor = HoldFactorAt(disruptions, arri);
+          tweaks.wave = &st.wave[stream];
+        }
+        BuildShipment(c, k, c, st.shipment_counter[stream]++, arri, options.partitions, tweaks, rng,
+                      &s, &timeline);
         s.pending = 0;
 
-        Rng& delivery = st.delivery[stream];
         for (int kind = 0; kind < kKindCount; ++kind) {
           const TimestampMs event_time = timeline[static_cast<size_t>(kind)];
           if (event_time == kMinTimestamp) continue;
+          // Events a hold wave added draw from the wave stream, so the
+          // delivery of every other event stays as without the wave.
+          Rng& delivery = (s.wave_kinds >> kind) & 1u ? st.wave[stream] : st.delivery[stream];
+          double late_rate = options.late_rate;
+          double out_of_order_rate = options.out_of_order_rate;
+          for (const DeliveryBurst& burst : options.delivery_bursts) {
+            if (event_time < burst.start || event_time >= burst.end) continue;
+            late_rate = burst.late_rate.value_or(late_rate);
+            out_of_order_rate = burst.out_of_order_rate.value_or(out_of_order_rate);
+          }
           // Fixed number of draws per event.
           const double u_late = delivery.Uniform();
           const double u_order = delivery.Uniform();
@@ -1062,9 +1194,9 @@ void Generator::GenerateHour() {
                                  : kMsPerMinute + static_cast<DurationMs>(u_delay * 540000.0);
           delay = std::min(delay, delay_cap);
           Delivery how = Delivery::kNormal;
-          if (u_late < options.late_rate) {
+          if (u_late < late_rate) {
             how = Delivery::kLate;
-          } else if (u_order < options.out_of_order_rate) {
+          } else if (u_order < out_of_order_rate) {
             how = Delivery::kOutOfOrder;
             const double extra = static_cast<double>(lateness / 2);
             delay += static_cast<DurationMs>(extra * (0.25 + 0.75 * u_extra));
@@ -1094,7 +1226,7 @@ bool Generator::MakeMalformed(v1::EventRecord* out) {
   Shipment& s = st.malformed_shipment;
   Timeline timeline;
   BuildShipment(corridor, category, 9, st.malformed_counter++, st.stream_time,
-                options_.partitions, rng, &s, &timeline);
+                options_.partitions, Tweaks(), rng, &s, &timeline);
 
   const bool needs_goods = name == "missing_hs_code" || name == "malformed_hs_code" ||
                            name == "unknown_unit" || name == "negative_quantity" ||
@@ -1118,7 +1250,8 @@ bool Generator::MakeMalformed(v1::EventRecord* out) {
   const bool missing_id = name == "missing_id";
   const std::string_view key =
       missing_id ? std::string_view() : (customs ? s.declaration_id : s.shipment_id);
-  const int32_t partition = PartitionForKey(key, options_.partitions);
+  const int32_t partition =
+      Route(customs, PartitionForKey(key, options_.partitions), st.stream_time);
   const size_t tp = static_cast<size_t>((customs ? options_.partitions : 0) + partition);
   if (st.partition_max[tp] == kMinTimestamp) return false;  // nothing to stay below yet
 

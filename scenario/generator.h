@@ -22,13 +22,21 @@
 // targets and -march=native builds give the same bytes too.
 //
 // Independence: randomness is drawn from separate streams per (corridor,
-// category) for traffic and for delivery, one per corridor for noise and one
-// for malformed records, with a fixed number of draws per event. So changing
-// malformed_rate, late_rate or out_of_order_rate never changes which
-// shipments exist or their contents and event times; a disruption with
-// rate_factor <= 1 changes only the shipments of the (corridor, group) pairs
-// it targets. (`events` caps the total, so how far in time the run reaches
-// moves with every option.)
+// category) for traffic, for delivery and for a hold wave's extra
+// inspections, one per corridor for noise and one for malformed records, with
+// a fixed number of draws per event. So changing malformed_rate, late_rate or
+// out_of_order_rate (or a DeliveryBurst) never changes which shipments exist
+// or their contents and event times; a disruption with rate_factor <= 1
+// changes only the shipments of the (corridor, category) pairs it targets;
+// hold_factor and value_factor change no shipment's existence, contents (but
+// the declared values) or delivery, only add inspection events or raise
+// values; an idle partition changes partitions only (and, since late and
+// malformed records are placed by each partition's newest event, which of
+// those are written and their event times). (`events` caps the total, so how
+// far in time the run reaches moves with every option.) With none of the
+// options added after the first release set (rate_scale 1, no shape,
+// hold_factor, value_factor, group "*", delivery_bursts or idle_partition),
+// the output is byte for byte what that release wrote; a test pins it.
 //
 // What a shipment is. Each shipment crosses one corridor (see
 // ScenarioCorridors()) and produces, in event-time order:
@@ -59,26 +67,28 @@
 // hourly rate is the corridor's daily rate x category share x a weekly
 // profile (weekends low) x a diurnal profile (nights low), both in the port's
 // local standard time, x a gamma-distributed day factor (CV 20%) and hour
-// factor (CV 29%) per corridor (overdispersed, gamma-Poisson counts) x the
-// disruption factors in force at the arrival time. The rates are about 1/35
-// of real commercial crossings, so the default 100,000 records cover about
-// four weeks of event time. The first ARRI is at `start`; the departures
-// and filings of the first shipments fall before it.
+// factor (CV 29%) per corridor (overdispersed, gamma-Poisson counts) x
+// rate_scale x the disruption factors in force at the arrival time. The
+// rates are about 1/35 of real commercial crossings, so the default 100,000
+// records cover about four weeks of event time. The first ARRI is at
+// `start`; the departures and filings of the first shipments fall before it.
 //
 // Record metadata: topic = shipments_topic or customs_topic; key =
 // shipment_id (shipment events) or declaration_id (customs events);
 // partition = FNV-1a 64 of the key bytes mod `partitions` (not Kafka's
-// murmur2: records carry their partition explicitly); record_time =
-// publish_time = event_time + a delay of seconds to minutes (at most
-// min(10 min, allowed_lateness / 4)). Records come out in publish-time order.
+// murmur2: records carry their partition explicitly; IdlePartition moves
+// some); record_time = publish_time = event_time + a delay of seconds to
+// minutes (at most min(10 min, allowed_lateness / 4)). Records come out in
+// publish-time order.
 //
-// Out-of-order: out_of_order_rate of the valid records are published up to
-// allowed_lateness / 2 later than usual, so they arrive behind newer events
-// but are never late. Late: late_rate of the valid records are held back and
-// published only once their (topic, partition) has emitted an actual event
-// newer than their event time + allowed_lateness + 1 h, so any operator whose
-// per-partition watermark is "max event time - allowed_lateness" rejects them
-// as late, whatever its window (up to 1 h long).
+// Out-of-order: out_of_order_rate (or a DeliveryBurst's, by event time) of
+// the valid records are published up to allowed_lateness / 2 later than
+// usual, so they arrive behind newer events but are never late. Late:
+// late_rate (or a burst's) of the valid records are held back and published
+// only once their (topic, partition) has emitted an actual event newer than
+// their event time + allowed_lateness + 1 h, so any operator whose
+// per-partition watermark is "max event time - allowed_lateness" rejects
+// them as late, whatever its window (up to 1 h long).
 //
 // Malformed: after each valid record, malformed_rate extra records (on
 // average) that are not part of any real shipment, each invalid for exactly
@@ -102,6 +112,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -121,19 +132,84 @@ inline constexpr TimestampMs kDefaultStart = 1767571200000;
 inline constexpr std::array<std::string_view, 5> kScenarioGroups = {
     "semiconductors", "ppe", "batteries", "pharmaceuticals", "critical_minerals"};
 
+// Disruption::group for every category, unclassified goods included.
+inline constexpr std::string_view kAllGoods = "*";
+
 // The malformed_by_reason names, matching operators::InvalidReasonName().
 inline constexpr std::array<std::string_view, 11> kMalformedReasons = {
     "unparseable",     "missing_id",        "missing_hs_code", "malformed_hs_code",
     "unknown_unit",    "negative_quantity", "absurd_quantity", "unknown_country",
     "malformed_port",  "unknown_currency",  "future_timestamp"};
 
-// Multiplies the shipment rate of one group on matching corridors while in force.
+// How a Disruption's rate_factor applies over [start, end).
+enum class DisruptionShape : uint8_t {
+  // rate_factor throughout: a sudden change (a closure, a cut, a surge).
+  kStep,
+  // From 1 at `start`, linearly in event time, to rate_factor at `end`: a
+  // gradual decline (or build-up). Outside [start, end) the factor is 1, so a
+  // decline that then stays down is a ramp followed by a step.
+  kRamp,
+};
+
+// A change to one group's shipments on matching corridors while in force
+// (ARRI event time in [start, end)): their rate, how often customs inspects
+// them, and what they declare per unit. Factors of 1 change nothing; the
+// factors of disruptions in force together multiply.
 struct Disruption {
-  std::string group;          // one of kScenarioGroups
+  // One of kScenarioGroups, or "*": every category including unclassified
+  // goods (a port closure or a holiday hits every good).
+  std::string group;
   std::string port_of_entry;  // a scenario port ("2304", "MXNLD"); empty = every port
   TimestampMs start = 0;      // event time (of ARRI) the disruption starts, inclusive
   TimestampMs end = 0;        // and ends, exclusive
-  double rate_factor = 1.0;   // >= 0: 0.2 = 80% fewer shipments, 3 = a surge
+  double rate_factor = 1.0;   // >= 0: 0.2 = 80% fewer shipments, 3 = a surge, 0 = closed
+  // How rate_factor applies over the window. Default kStep. Only the rate:
+  // hold_factor and value_factor are steps whatever the shape.
+  DisruptionShape shape = DisruptionShape::kStep;
+  // Multiplies the probability that customs selects a shipment for exam or
+  // hold (3.5%, 7% for ppe and pharmaceuticals), capped at 1; in [1, 1000].
+  // Default 1. A wave only raises: the extra inspections are drawn from a
+  // stream of their own (per corridor and category), so every shipment
+  // keeps its contents, times and delivery and only the ones a wave selects
+  // gain EXAM_SELECTED and/or HOLD, HOLD_RELEASED in the usual mix (and a
+  // later RELEASED and GTOT).
+  double hold_factor = 1.0;
+  // Multiplies the declared value (so the value per unit; quantities and
+  // weights stay) of the goods lines of the targeted categories: with a
+  // group, that group's lines, not the unclassified lines riding along; with
+  // "*", every line. In (0, 1000]. Default 1. Draws nothing.
+  double value_factor = 1.0;
+};
+
+// A stretch of event time in which more records than usual arrive out of
+// order or late (a broker backlog, a batch of delayed EDI). Applies to each
+// valid record by its event time; where bursts overlap the last listed wins.
+// A burst changes the delivery of records only (publish time, late or not),
+// never which shipments exist or their contents and event times.
+struct DeliveryBurst {
+  TimestampMs start = 0;  // event time, inclusive
+  TimestampMs end = 0;    // exclusive
+  // Replace GeneratorOptions::late_rate / out_of_order_rate in the burst,
+  // in [0, 1]; unset: the run's rate.
+  std::optional<double> late_rate = std::nullopt;
+  std::optional<double> out_of_order_rate = std::nullopt;
+};
+
+// One partition of the shipments topic that stops receiving records: from
+// `from` on (by publish time), every shipments-topic record that would be
+// written to `partition` (valid or malformed) is written to partition + 1
+// (mod partitions) instead, with the same key, as a producer that routes
+// around a dead partition would. So the partition is idle for good while the
+// data all still arrives; records published before `from` stay where they
+// were, so the key of a shipment in flight at `from` shows on both
+// partitions, and a moved record's partition is not PartitionForKey(key).
+// Late records held back for the idle partition are released only by its
+// own newer records, so those still held at `from` are never written. (With
+// `gen --to-kafka` the partition is idle only with --keep-partitions: the
+// Kafka partitioner ignores the generator's partitions otherwise.)
+struct IdlePartition {
+  int32_t partition = 0;  // in [0, partitions); needs partitions >= 2
+  TimestampMs from = 0;   // publish time from which nothing is written there
 };
 
 struct GeneratorOptions {
@@ -155,6 +231,15 @@ struct GeneratorOptions {
   // Default 6 h, the operators' default.
   DurationMs allowed_lateness = 6 * kMsPerHour;
   std::vector<Disruption> disruptions;
+  // Multiplies every corridor's shipments per day, in (0, 100]. Default 1
+  // (about 1/35 of real crossings; Laredo 240 shipments a day). 0.25 makes
+  // every corridor thin and noisy; 10 gives Laredo 2,400 a day, and `events`
+  // must grow as much to cover the same weeks.
+  double rate_scale = 1.0;
+  // Out-of-order and late bursts; default none.
+  std::vector<DeliveryBurst> delivery_bursts;
+  // A shipments-topic partition that goes idle; default none.
+  std::optional<IdlePartition> idle_partition;
   std::string shipments_topic = "shipments.events.v1";
   std::string customs_topic = "customs.events.v1";
 };
@@ -213,6 +298,9 @@ class Generator {
   // Generates the shipments whose ARRI falls in the next hour of event time
   // and schedules their events.
   void GenerateHour();
+  // The partition a record goes to: `partition`, unless it is the idle
+  // shipments partition and `publish` is at or after its `from`.
+  int32_t Route(bool customs, int32_t partition, TimestampMs publish) const;
   // Writes one malformed record into *out; false when it cannot be placed
   // yet (its partition has no event time to stay below).
   bool MakeMalformed(shortfall::v1::EventRecord* out);

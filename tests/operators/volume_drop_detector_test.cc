@@ -423,6 +423,40 @@ TEST(VolumeDropDetector, ADropLastingThreeWeeksStaysOpenUntilTheFlowReturns) {
   EXPECT_EQ(alerts.back()->state(), v1::ALERT_STATE_RESOLVED);
 }
 
+TEST(VolumeDropDetector, UnclassifiedGoodsAreWatchedOnlyWhenAnOverrideNamesThem) {
+  // Given a big unclassified flow through Laredo that stops for three days
+  WindowOptions windows;
+  const auto run = [&](std::vector<VolumeDropOverride> overrides) {
+    CorridorTable corridors;
+    VolumeAggregator aggregator(windows, kGroups, &corridors);
+    VolumeDropDetector detector(VolumeDropOptions{}, std::move(overrides), windows, kGroups, &corridors);
+    const CorridorId laredo = *corridors.InternCode(kLaredo);
+    std::vector<WindowReport> reports;
+    std::vector<Signal> signals;
+    for (const Arrivals& a :
+         Generate({{kLaredo, 1000, Step(kEventStart, 3 * kDay, 0.0)}}, kMonday, kEventStart + 4 * kDay)) {
+      if (a.volume.shipments > 0) {
+        EXPECT_TRUE(aggregator.Add(1, laredo, a.hour, a.volume));  // group 1: unclassified
+      }
+      reports.clear();
+      aggregator.AdvanceTo(a.hour + kHour, &reports);
+      for (const WindowReport& r : reports) detector.Observe(r, &signals);
+    }
+    return signals;
+  };
+  // Then by default it raises no signal at all, not even with a "*" override
+  VolumeDropOverride every_group;
+  every_group.enabled = true;
+  EXPECT_TRUE(run({}).empty());
+  EXPECT_TRUE(run({every_group}).empty());
+  // And an override naming the group switches it on: the stop fires
+  VolumeDropOverride named;
+  named.group = "unclassified";
+  named.enabled = true;
+  const std::vector<Signal> signals = run({named});
+  EXPECT_TRUE(std::any_of(signals.begin(), signals.end(), [](const Signal& s) { return s.firing; }));
+}
+
 // The chain run uninterrupted, and run with commits every few hours and a
 // restart into new objects (new corridor table too) at several points.
 TEST(VolumeDropDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterruptedRun) {

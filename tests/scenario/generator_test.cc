@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include "operators/event_decoder.h"
 #include "operators/event_normalizer.h"
 #include "operators/reference_data.h"
+#include "scenario/scenarios.h"
 
 namespace shortfall::scenario {
 namespace {
@@ -664,6 +666,457 @@ TEST(ValidateOptions, RejectsBadOptionsNamingTheField) {
   EXPECT_NE(error_of([](GeneratorOptions& o) {
               o.disruptions.push_back({"ppe", "", 0, kDefaultStart, -1});
             }).find("disruptions[0].rate_factor"),
+            std::string::npos);
+}
+
+
+// ---------------------------------------------------------------------------
+// Byte-for-byte stability, and the options added after the first release.
+
+uint64_t Digest(const GeneratorOptions& options) {
+  Generator generator(options);
+  EventRecord record;
+  std::string bytes;
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 over every record's bytes
+  while (generator.Next(&record)) {
+    record.SerializeToString(&bytes);
+    for (char c : bytes) {
+      h ^= static_cast<uint8_t>(c);
+      h *= 1099511628211ULL;
+    }
+  }
+  return h;
+}
+
+TEST(Generator, OutputForTheFirstReleasesOptionsIsPinnedByteForByte) {
+  // Digests of what `shortfall gen` wrote before rate_scale, shapes, hold and
+  // value factors, delivery bursts and idle partitions existed: options that
+  // set none of them must keep giving exactly those bytes.
+  GeneratorOptions defaults;
+  defaults.events = 30000;
+  EXPECT_EQ(Digest(defaults), 0xf42780d49fbf308aULL);
+  GeneratorOptions faulty;
+  faulty.seed = 7;
+  faulty.events = 40000;
+  faulty.partitions = 3;
+  faulty.malformed_rate = 0.02;
+  faulty.late_rate = 0.01;
+  EXPECT_EQ(Digest(faulty), 0xad81a752bf6213e5ULL);
+  const NamedScenario* demo = FindScenario("demo");  // two group disruptions
+  ASSERT_NE(demo, nullptr);
+  EXPECT_EQ(Digest(demo->options), 0xc39f280d0b8c6b88ULL);
+}
+
+TimestampMs LastArrival(const std::vector<EventRecord>& records) {
+  TimestampMs last = kMinTimestamp;
+  for (const EventRecord& r : records) {
+    if (IsArrival(r)) last = std::max(last, EventTime(r));
+  }
+  return last;
+}
+
+// "id@time" of the valid arrivals before `until`.
+std::set<std::string> ArrivalIds(const std::vector<EventRecord>& records, TimestampMs until) {
+  std::set<std::string> ids;
+  for (const EventRecord& r : records) {
+    if (IsArrival(r) && EventTime(r) < until) {
+      ids.insert(r.shipment().shipment_id() + "@" + std::to_string(EventTime(r)));
+    }
+  }
+  return ids;
+}
+
+TEST(Generator, AllGoodsDisruptionClosesEveryCategoryOnItsPortAndNothingElse) {
+  // Given a run, and the same with Laredo closed to every good for three days
+  GeneratorOptions options;
+  options.events = 120000;
+  const Window window{options.start + 7 * kMsPerDay, options.start + 10 * kMsPerDay};
+  const auto before = ArrivalsByGroupAndPort(Generate(options), window);
+  options.disruptions.push_back({std::string(kAllGoods), "2304", window.start, window.end, 0.0});
+  const auto after = ArrivalsByGroupAndPort(Generate(options), window);
+  // Then nothing at all arrives at Laredo in those days, unclassified goods included
+  ASSERT_GT(before.at({"unclassified", "2304"}), 400u);
+  ASSERT_GT(before.at({"semiconductors", "2304"}), 30u);
+  for (const auto& [key, count] : after) EXPECT_NE(key.second, "2304") << key.first << " " << count;
+  // And every other port sees exactly the same shipments
+  for (const auto& [key, count] : before) {
+    if (key.second == "2304") continue;
+    EXPECT_EQ(after.count(key) ? after.at(key) : 0, count) << key.first << " " << key.second;
+  }
+}
+
+TEST(Generator, RampDeclinesStepByStepFromOneToItsFactor) {
+  // Given Laredo's arrivals, and the same with a two-week ramp down to 20%
+  GeneratorOptions options;
+  options.events = 110000;
+  const Window ramp{options.start + 7 * kMsPerDay, options.start + 21 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{std::string(kAllGoods), "2304", ramp.start, ramp.end, 0.2};
+  d.shape = DisruptionShape::kRamp;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> ramped = Generate(options);
+  ASSERT_GT(std::min(LastArrival(base), LastArrival(ramped)), ramp.end);
+  // When arrivals at Laredo are counted over the ramp's four quarters
+  auto quarters = [&](const std::vector<EventRecord>& records) {
+    std::array<double, 4> n{};
+    for (const EventRecord& r : records) {
+      if (!IsArrival(r) || r.shipment().corridor().port_of_entry() != "2304") continue;
+      const TimestampMs t = EventTime(r);
+      if (t < ramp.start || t >= ramp.end) continue;
+      n[static_cast<size_t>((t - ramp.start) * 4 / (ramp.end - ramp.start))] += 1;
+    }
+    return n;
+  };
+  const std::array<double, 4> a = quarters(base), b = quarters(ramped);
+  // Then each quarter keeps about the ramp's mean factor over it (0.9, 0.7,
+  // 0.5, 0.3), each clearly below the one before
+  const std::array<double, 4> expected = {0.9, 0.7, 0.5, 0.3};
+  for (size_t q = 0; q < 4; ++q) {
+    ASSERT_GT(a[q], 500) << q;
+    EXPECT_NEAR(b[q] / a[q], expected[q], 0.06) << "quarter " << q;
+    if (q > 0) {
+      EXPECT_LT(b[q] / a[q], b[q - 1] / a[q - 1] - 0.1) << "quarter " << q;
+    }
+  }
+  // And before the ramp, and on other ports during it, nothing changed
+  EXPECT_EQ(ArrivalIds(ramped, ramp.start), ArrivalIds(base, ramp.start));
+  const auto other_before = ArrivalsByGroupAndPort(base, ramp);
+  const auto other_after = ArrivalsByGroupAndPort(ramped, ramp);
+  for (const auto& [key, count] : other_before) {
+    if (key.second != "2304") {
+      EXPECT_EQ(other_after.at(key), count) << key.first << " " << key.second;
+    }
+  }
+}
+
+// Per shipment id: its arrival (time, port, category digit), and its
+// inspection events "STATUS@time".
+struct Inspections {
+  std::map<std::string, std::pair<TimestampMs, std::string>> arrival_port;
+  std::map<std::string, std::set<std::string>> events;
+};
+Inspections InspectionsOf(const std::vector<EventRecord>& records) {
+  Inspections out;
+  for (const EventRecord& r : records) {
+    if (IsArrival(r)) {
+      out.arrival_port[r.shipment().shipment_id()] = {EventTime(r), r.shipment().corridor().port_of_entry()};
+    }
+    if (!r.has_customs()) continue;
+    const v1::CustomsStatus status = r.customs().status();
+    if (status == v1::CUSTOMS_STATUS_EXAM_SELECTED || status == v1::CUSTOMS_STATUS_HOLD ||
+        status == v1::CUSTOMS_STATUS_HOLD_RELEASED) {
+      out.events[r.customs().shipment_id()].insert(v1::CustomsStatus_Name(status) + "@" +
+                                                   std::to_string(EventTime(r)));
+    }
+  }
+  return out;
+}
+
+TEST(Generator, HoldWaveRaisesInspectionsOnlyForItsGroupPortAndWeek) {
+  // Given a run, and the same with a week of six times the exams and holds
+  // for ppe at Laredo
+  GeneratorOptions options;
+  options.events = 120000;
+  options.malformed_rate = 0;
+  options.late_rate = 0;
+  const Window week{options.start + 7 * kMsPerDay, options.start + 14 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{"ppe", "2304", week.start, week.end, 1.0};
+  d.hold_factor = 6;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> wave = Generate(options);
+  // (the extra customs events make the capped run end a little earlier)
+  const TimestampMs reach = std::min(LastArrival(base), LastArrival(wave)) - kMsPerDay;
+  ASSERT_GT(reach, week.end + 3 * kMsPerDay);
+  // Then the shipments are the same, everywhere
+  EXPECT_EQ(ArrivalIds(wave, reach), ArrivalIds(base, reach));
+  const Inspections a = InspectionsOf(base), b = InspectionsOf(wave);
+  // And every shipment inspected before is inspected exactly as before
+  size_t ppe_laredo = 0, inspected_before = 0, inspected_after = 0, extra = 0;
+  for (const auto& [id, arrival] : a.arrival_port) {
+    if (arrival.first >= reach) continue;
+    const bool in_wave = id[3] == '1' && arrival.second == "2304" && arrival.first >= week.start &&
+                         arrival.first < week.end;
+    const auto before = a.events.find(id);
+    const auto after = b.events.find(id);
+    if (before != a.events.end()) {
+      ASSERT_NE(after, b.events.end()) << id;
+      EXPECT_EQ(after->second, before->second) << id;
+    } else if (after != b.events.end()) {
+      // And the shipments newly inspected are all ppe at Laredo that week
+      EXPECT_TRUE(in_wave) << id << " " << FormatUtc(arrival.first) << " " << arrival.second;
+      ++extra;
+    }
+    if (in_wave) {
+      ++ppe_laredo;
+      inspected_before += before != a.events.end();
+      inspected_after += after != b.events.end();
+    }
+  }
+  // And there about 42% of them are inspected (7% x 6) instead of 7%
+  ASSERT_GT(ppe_laredo, 40u);
+  EXPECT_GE(extra, 10u);
+  const double share = static_cast<double>(inspected_after) / static_cast<double>(ppe_laredo);
+  EXPECT_GT(share, 0.25);
+  EXPECT_LT(share, 0.6);
+  EXPECT_GT(inspected_after, 3 * std::max<size_t>(inspected_before, 1));
+}
+
+TEST(Generator, ValueFactorRaisesUnitValuesOfItsGroupAndChangesNothingElse) {
+  // Given a run, and the same with battery prices doubled for four days
+  GeneratorOptions options;
+  options.events = 60000;
+  const Window window{options.start + 5 * kMsPerDay, options.start + 9 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{"batteries", "", window.start, window.end, 1.0};
+  d.value_factor = 2.0;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> dear = Generate(options);
+  // Then the runs have the same records in the same order
+  ASSERT_EQ(dear.size(), base.size());
+  std::map<std::string, TimestampMs> arrival;
+  for (const EventRecord& r : base) {
+    if (IsArrival(r)) arrival[r.shipment().shipment_id()] = EventTime(r);
+  }
+  size_t changed_lines = 0, battery_arrivals = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    const EventRecord& x = base[i];
+    const EventRecord& y = dear[i];
+    if (IsArrival(x) && x.shipment().shipment_id()[3] == '2' && EventTime(x) >= window.start &&
+        EventTime(x) < window.end) {
+      ++battery_arrivals;
+    }
+    if (x.SerializeAsString() == y.SerializeAsString()) continue;
+    // And the only ones that differ belong to battery shipments arriving in
+    // the window, and differ only in the declared value of battery lines,
+    // which doubled
+    ASSERT_FALSE(x.has_raw_value()) << i;
+    const std::string& id = x.has_customs() ? x.customs().shipment_id() : x.shipment().shipment_id();
+    ASSERT_EQ(id[3], '2') << id;
+    ASSERT_TRUE(arrival.count(id)) << id;
+    EXPECT_GE(arrival[id], window.start) << id;
+    EXPECT_LT(arrival[id], window.end) << id;
+    EventRecord restored = y;
+    auto* x_goods = x.has_customs() ? &x.customs().goods() : &x.shipment().goods();
+    auto* y_goods = restored.has_customs() ? restored.mutable_customs()->mutable_goods()
+                                           : restored.mutable_shipment()->mutable_goods();
+    ASSERT_EQ(x_goods->size(), y_goods->size());
+    for (int g = 0; g < x_goods->size(); ++g) {
+      const v1::GoodsLine& before = x_goods->Get(g);
+      v1::GoodsLine* after = y_goods->Mutable(g);
+      if (GroupsOf(before) == std::set<std::string>{"batteries"}) {
+        EXPECT_NEAR(after->declared_value(), 2 * before.declared_value(), 1.0) << id;
+        after->set_declared_value(before.declared_value());
+        ++changed_lines;
+      }
+    }
+    EXPECT_EQ(restored.SerializeAsString(), x.SerializeAsString()) << id;
+  }
+  EXPECT_GT(battery_arrivals, 50u);
+  EXPECT_GT(changed_lines, battery_arrivals);  // ARRI and customs events carry the lines
+}
+
+// Valid records behind their partition's maximum event time by more than
+// the lateness (late) or by more than 20 min, twice the longest usual
+// publish delay (out of order, or late), counted by whether their event
+// time is in `window`.
+struct DeliveryCounts {
+  uint64_t late_in = 0, behind_in = 0, valid_in = 0;
+  std::set<std::string> late_out;  // event ids, outside the window, before `until`
+};
+DeliveryCounts CountDelivery(const std::vector<EventRecord>& records, Window window, TimestampMs until,
+                             DurationMs lateness) {
+  DeliveryCounts out;
+  std::map<std::pair<std::string, int32_t>, TimestampMs> max_event_time;
+  for (const EventRecord& r : records) {
+    if (r.has_raw_value() || !Problems(r).empty()) continue;
+    const TimestampMs t = EventTime(r);
+    auto [it, inserted] = max_event_time.emplace(std::make_pair(r.topic(), r.partition()), t);
+    const bool in = t >= window.start && t < window.end;
+    const bool late = t < it->second - lateness;
+    if (in) {
+      ++out.valid_in;
+      out.late_in += late;
+      out.behind_in += t < it->second - 20 * kMsPerMinute;
+    } else if (late && t < until) {
+      out.late_out.insert(r.has_customs() ? r.customs().event_id() : r.shipment().event_id());
+    }
+    it->second = std::max(it->second, t);
+  }
+  return out;
+}
+
+TEST(Generator, DeliveryBurstRaisesLateAndOutOfOrderOnlyInItsWindow) {
+  // Given a run, and the same with two days of 5% late and 30% out-of-order records
+  GeneratorOptions options;
+  options.events = 80000;
+  options.malformed_rate = 0;
+  options.late_rate = 0.002;
+  const Window window{options.start + 7 * kMsPerDay, options.start + 9 * kMsPerDay};  // Mon, Tue
+  GeneratorStats base_stats, burst_stats;
+  const std::vector<EventRecord> base = Generate(options, &base_stats);
+  options.delivery_bursts.push_back(
+      DeliveryBurst{.start = window.start, .end = window.end, .late_rate = 0.05, .out_of_order_rate = 0.3});
+  const std::vector<EventRecord> burst = Generate(options, &burst_stats);
+  const TimestampMs until = std::min(LastArrival(base), LastArrival(burst)) - 3 * kMsPerDay;
+  ASSERT_GT(until, window.end + 3 * kMsPerDay);
+  // Then the shipments are the same
+  EXPECT_EQ(ArrivalIds(burst, until), ArrivalIds(base, until));
+  const DeliveryCounts a = CountDelivery(base, window, until, options.allowed_lateness);
+  const DeliveryCounts b = CountDelivery(burst, window, until, options.allowed_lateness);
+  // And in the window about 5% of records come late and many more out of order
+  ASSERT_GT(b.valid_in, 5000u);
+  EXPECT_NEAR(static_cast<double>(b.late_in) / static_cast<double>(b.valid_in), 0.05, 0.01);
+  EXPECT_LT(a.late_in * 5, b.late_in);
+  EXPECT_GT(b.behind_in, 4 * a.behind_in);
+  EXPECT_GT(static_cast<double>(b.behind_in), 0.25 * static_cast<double>(b.valid_in));
+  // And outside it the very same records are late as without the burst
+  EXPECT_GT(a.late_out.size(), 20u);
+  EXPECT_EQ(b.late_out, a.late_out);
+  EXPECT_GT(burst_stats.late, base_stats.late + 300);
+}
+
+TEST(Generator, IdlePartitionGetsNoShipmentRecordsFromItsTimeAndItsRecordsMoveNextDoor) {
+  // Given 4 partitions, with late and malformed records, and shipments
+  // partition 1 going idle on day 5
+  GeneratorOptions options;
+  options.events = 60000;
+  options.partitions = 4;
+  options.late_rate = 0.01;
+  options.malformed_rate = 0.01;
+  const TimestampMs from = options.start + 5 * kMsPerDay;
+  options.idle_partition = IdlePartition{.partition = 1, .from = from};
+  GeneratorStats stats;
+  const std::vector<EventRecord> records = Generate(options, &stats);
+  // Then the cap and the order still hold
+  EXPECT_EQ(records.size(), 60000u);
+  EXPECT_EQ(stats.records, 60000u);
+  uint64_t on_idle_before = 0, moved = 0, customs_on_1_after = 0;
+  TimestampMs last = kMinTimestamp;
+  for (const EventRecord& r : records) {
+    const TimestampMs t = ToMs(r.record_time());
+    ASSERT_GE(t, last);
+    last = t;
+    const bool shipments = r.topic() == options.shipments_topic;
+    if (!shipments) {
+      EXPECT_EQ(r.partition(), PartitionForKey(r.key(), 4));
+      customs_on_1_after += r.partition() == 1 && t >= from;
+      continue;
+    }
+    // And nothing reaches shipments partition 1 from `from` on; what would
+    // have goes to partition 2
+    if (r.partition() == 1) {
+      EXPECT_LT(t, from) << r.ShortDebugString();
+      ++on_idle_before;
+    }
+    const int32_t own = PartitionForKey(r.key(), 4);
+    if (own == 1 && t >= from) {
+      EXPECT_EQ(r.partition(), 2);
+      ++moved;
+    } else {
+      EXPECT_EQ(r.partition(), own);
+    }
+  }
+  EXPECT_GT(last, from + 3 * kMsPerDay);
+  EXPECT_GT(on_idle_before, 1000u);
+  EXPECT_GT(moved, 1000u);
+  EXPECT_GT(customs_on_1_after, 1000u);
+}
+
+TEST(Generator, IdlePartitionChangesOnlyPartitions) {
+  // Given no late or malformed records (whose placement depends on each
+  // partition's newest event), a run with and without an idle partition
+  GeneratorOptions options;
+  options.events = 40000;
+  options.partitions = 3;
+  options.late_rate = 0;
+  options.malformed_rate = 0;
+  const std::vector<EventRecord> base = Generate(options);
+  options.idle_partition = IdlePartition{.partition = 0, .from = options.start + 4 * kMsPerDay};
+  const std::vector<EventRecord> idle = Generate(options);
+  // Then the records are the same, in the same order, but for their partition
+  ASSERT_EQ(idle.size(), base.size());
+  size_t moved = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    EventRecord x = base[i], y = idle[i];
+    moved += x.partition() != y.partition();
+    x.clear_partition();
+    y.clear_partition();
+    ASSERT_EQ(x.SerializeAsString(), y.SerializeAsString()) << i;
+  }
+  EXPECT_GT(moved, 1000u);
+}
+
+TEST(Generator, RateScaleMultipliesEveryCorridorsArrivals) {
+  // Given a run at the default rates and one at three times them
+  GeneratorOptions options;
+  options.events = 40000;
+  const Window week{options.start + kMsPerDay, options.start + 8 * kMsPerDay};
+  const auto base = ArrivalsByGroupAndPort(Generate(options), week);
+  options.rate_scale = 3;
+  options.events = 120000;
+  const auto scaled = ArrivalsByGroupAndPort(Generate(options), week);
+  // Then every busy (group, port) sees about three times the shipments:
+  // within 4 standard deviations of the ratio of two Poisson counts (the
+  // day and hour factors are the same draws in both runs)
+  size_t checked = 0;
+  for (const auto& [key, count] : base) {
+    if (count < 300) continue;
+    ++checked;
+    const double n = static_cast<double>(count);
+    EXPECT_NEAR(static_cast<double>(scaled.at(key)) / n, 3.0, 4 * 3.0 * std::sqrt(4.0 / (3.0 * n)))
+        << key.first << " " << key.second;
+  }
+  EXPECT_GE(checked, 5u);
+}
+
+TEST(ValidateOptions, ChecksTheNewerFieldsNamingThem) {
+  auto error_of = [](auto mutate) {
+    GeneratorOptions options;
+    mutate(options);
+    return ValidateOptions(options).message();
+  };
+  // Given every newer field set to something valid, it validates
+  GeneratorOptions valid;
+  valid.disruptions.push_back({std::string(kAllGoods), "2304", kDefaultStart, kDefaultStart + 1, 0});
+  valid.disruptions.back().shape = DisruptionShape::kRamp;
+  valid.disruptions.back().hold_factor = 5;
+  valid.disruptions.back().value_factor = 0.5;
+  valid.rate_scale = 10;
+  valid.delivery_bursts.push_back({.start = kDefaultStart, .end = kDefaultStart + 1, .late_rate = 1});
+  valid.idle_partition = IdlePartition{.partition = 7, .from = kDefaultStart};
+  EXPECT_TRUE(ValidateOptions(valid).ok()) << ValidateOptions(valid).message();
+  // And each bad one is named
+  const auto with = [](auto field) {
+    return [field](GeneratorOptions& o) {
+      o.disruptions.push_back({"ppe", "", kDefaultStart, kDefaultStart + 1, 1});
+      field(o.disruptions.back());
+    };
+  };
+  EXPECT_NE(error_of(with([](Disruption& d) { d.hold_factor = 0.5; })).find("disruptions[0].hold_factor"),
+            std::string::npos);
+  EXPECT_NE(error_of(with([](Disruption& d) { d.value_factor = 0; })).find("disruptions[0].value_factor"),
+            std::string::npos);
+  EXPECT_NE(error_of(with([](Disruption& d) { d.shape = static_cast<DisruptionShape>(9); }))
+                .find("disruptions[0].shape"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) { o.rate_scale = 0; }).find("rate_scale"), std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.delivery_bursts.push_back({.start = kDefaultStart, .end = kDefaultStart});
+            }).find("delivery_bursts[0].start"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.delivery_bursts.push_back({.start = 0, .end = kDefaultStart, .out_of_order_rate = 1.5});
+            }).find("delivery_bursts[0].out_of_order_rate"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.idle_partition = IdlePartition{.partition = 8, .from = 0};
+            }).find("idle_partition.partition"),
+            std::string::npos);
+  EXPECT_NE(error_of([](GeneratorOptions& o) {
+              o.partitions = 1;
+              o.idle_partition = IdlePartition{.partition = 0, .from = 0};
+            }).find("idle_partition"),
             std::string::npos);
 }
 
