@@ -83,5 +83,40 @@ TEST(WatermarkTracker, RestoreRejectsCorruptEntries) {
   EXPECT_EQ(w.Restore(store).code(), StatusCode::kDataLoss);
 }
 
+TEST(WatermarkTracker, APartitionSilentForLongerThanIdleAfterHoldsNothingBackUntilItSendsAgain) {
+  // Given two partitions, idleness after 1 h of stream time
+  WatermarkTracker w(kLateness, kMsPerHour);
+  w.Touch(kP0, 10 * kMsPerHour);
+  ASSERT_EQ(w.Admit(kP0, 10 * kMsPerHour), Admission::kInOrder);
+  w.Touch(kP1, 10 * kMsPerHour);
+  ASSERT_EQ(w.Admit(kP1, 10 * kMsPerHour), Admission::kInOrder);
+  // When P0 goes on for two more hours and P1 sends nothing
+  w.Touch(kP0, 12 * kMsPerHour);
+  ASSERT_EQ(w.Admit(kP0, 12 * kMsPerHour), Admission::kInOrder);
+  // Then P1 is idle and P0 alone sets the watermark
+  EXPECT_EQ(w.Watermark(), 12 * kMsPerHour - kLateness);
+  // And when P1 sends again it holds windows back again
+  w.Touch(kP1, 12 * kMsPerHour);
+  EXPECT_EQ(w.Watermark(), 10 * kMsPerHour - kLateness);
+  // And its newest record time survives a restore
+  InMemoryStateStore store;
+  StateWriteBatch batch;
+  w.Flush(&batch);
+  ASSERT_TRUE(store.Commit(batch, "").ok());
+  WatermarkTracker restored(kLateness, kMsPerHour);
+  ASSERT_TRUE(restored.Restore(store).ok());
+  EXPECT_EQ(restored.Watermark(), w.Watermark());
+}
+
+TEST(WatermarkTracker, WithoutIdleAfterASilentPartitionHoldsWindowsBack) {
+  WatermarkTracker w(kLateness);
+  w.Touch(kP0, 10 * kMsPerHour);
+  ASSERT_EQ(w.Admit(kP0, 10 * kMsPerHour), Admission::kInOrder);
+  ASSERT_EQ(w.Admit(kP1, 10 * kMsPerHour), Admission::kInOrder);
+  w.Touch(kP0, 40 * kMsPerHour);
+  ASSERT_EQ(w.Admit(kP0, 40 * kMsPerHour), Admission::kInOrder);
+  EXPECT_EQ(w.Watermark(), 10 * kMsPerHour - kLateness);
+}
+
 }  // namespace
 }  // namespace shortfall::operators
