@@ -105,8 +105,10 @@ void PrintSummary(const std::vector<SeriesRow>& rows, const std::vector<v1::Shor
 int DemoCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   FlagParser flags;
   flags.Add("scenario", "NAME", "the scenario to play (" + scenario::ScenarioNameList() + ")", "demo");
-  flags.Add("seed", "N", "random seed of the scenario", "1");
-  flags.Add("partitions", "N", "partitions of each topic on the embedded broker", "4");
+  flags.Add("seed", "N", "random seed of the scenario (default: the scenario's own)");
+  flags.Add("partitions", "N",
+            "partitions of each topic on the embedded broker (default: 4, more for big scenarios: it keeps "
+            "about 5 MiB per partition)");
   flags.Add("metrics-bind", "HOST:PORT", "where to serve /metrics, /healthz and /readyz (port 0: any free port)",
             "127.0.0.1:9464");
   flags.Add("state-dir", "DIR", "keep the pipeline's RocksDB state here (default: a temporary directory, removed at exit)");
@@ -136,9 +138,14 @@ int DemoCommand(const std::vector<std::string>& args, std::ostream& out, std::os
     return usage_error(InvalidArgumentError("--scenario: no scenario '" + flags.Get("scenario") + "' (have: " +
                                             scenario::ScenarioNameList() + ")"));
   }
-  Result<uint64_t> seed = flags.GetUint("seed");
+  Result<uint64_t> seed = flags.Has("seed") ? flags.GetUint("seed") : Result<uint64_t>(named->options.seed);
   if (!seed.ok()) return usage_error(seed.status());
-  Result<int64_t> partitions = flags.GetInt("partitions");
+  // One partition per 40,000 events keeps each well under the embedded
+  // broker's ~5 MiB (about 60 bytes an event, compressed).
+  Result<int64_t> partitions =
+      flags.Has("partitions")
+          ? flags.GetInt("partitions")
+          : Result<int64_t>(std::max<int64_t>(4, static_cast<int64_t>((named->options.events + 39999) / 40000)));
   if (!partitions.ok()) return usage_error(partitions.status());
   if (*partitions < 1 || *partitions > 64) return usage_error(InvalidArgumentError("--partitions: want 1 to 64"));
   Result<HostPort> bind = ParseHostPort(flags.Get("metrics-bind"));
@@ -163,6 +170,16 @@ int DemoCommand(const std::vector<std::string>& args, std::ostream& out, std::os
     config.state_dir = temp_state->path();
   }
 
+  scenario::GeneratorOptions generator_options = named->options;
+  generator_options.seed = *seed;
+  generator_options.partitions = static_cast<int32_t>(*partitions);
+  generator_options.shipments_topic = config.topics.shipments;
+  generator_options.customs_topic = config.topics.customs;
+  if (Status s = scenario::ValidateOptions(generator_options); !s.ok()) {
+    return usage_error(s.WithContext("--scenario " + named->name + " with --partitions " +
+                                     std::to_string(*partitions)));
+  }
+
   // 1. The broker, with every topic the pipeline uses (the mock cluster has
   //    no admin API to create them later).
   std::vector<std::string> topics = {config.topics.shipments, config.topics.customs, config.topics.alerts,
@@ -180,11 +197,6 @@ int DemoCommand(const std::vector<std::string>& args, std::ostream& out, std::os
   out.flush();
 
   // 2. The scenario, produced before the pipeline starts.
-  scenario::GeneratorOptions generator_options = named->options;
-  generator_options.seed = *seed;
-  generator_options.partitions = static_cast<int32_t>(*partitions);
-  generator_options.shipments_topic = config.topics.shipments;
-  generator_options.customs_topic = config.topics.customs;
   {
     Result<std::unique_ptr<KafkaProducer>> producer = KafkaProducer::Create(
         {{"bootstrap.servers", config.brokers}, {"compression.type", "lz4"}, {"message.timeout.ms", "30000"},
@@ -192,9 +204,26 @@ int DemoCommand(const std::vector<std::string>& args, std::ostream& out, std::os
     if (!producer.ok()) return failure(producer.status());
     scenario::Generator generator(generator_options);
     std::ostringstream report;
-    if (Status s = ProduceScenario(generator, **producer, ProduceOptions{}, "shortfall demo", report); !s.ok()) {
+    ProduceOptions produce;
+    produce.keep_partitions = true;  // as the scenario placed them (an idle partition stays idle)
+    if (Status s = ProduceScenario(generator, **producer, produce, "shortfall demo", report); !s.ok()) {
       err << report.str();
       return failure(s);
+    }
+    // The embedded broker drops the oldest batches of a partition past its
+    // size limit without telling anyone: make sure it kept everything.
+    Result<std::unique_ptr<KafkaAdmin>> admin = KafkaAdmin::Create({{"bootstrap.servers", config.brokers}});
+    if (!admin.ok()) return failure(admin.status());
+    for (const std::string& topic : {config.topics.shipments, config.topics.customs}) {
+      for (int32_t p = 0; p < *partitions; ++p) {
+        Result<std::pair<int64_t, int64_t>> offsets = (*admin)->WatermarkOffsets(topic, p);
+        if (!offsets.ok()) return failure(offsets.status());
+        if (offsets->first > 0) {
+          return failure(DataLossError(
+              "the embedded broker dropped the first " + std::to_string(offsets->first) + " records of " + topic +
+              "[" + std::to_string(p) + "] (it keeps about 5 MiB per partition); run with more --partitions"));
+        }
+      }
     }
     out << "shortfall demo: produced " << generator.stats().records << " events ("
         << generator.stats().shipments << " shipments; "

@@ -679,6 +679,19 @@ Result<int32_t> KafkaAdmin::PartitionCount(const std::string& topic, DurationMs 
   return PartitionCountOf(handle_.get(), topic, timeout);
 }
 
+Result<std::pair<int64_t, int64_t>> KafkaAdmin::WatermarkOffsets(const std::string& topic, int32_t partition,
+                                                                 DurationMs timeout) {
+  int64_t low = 0;
+  int64_t high = 0;
+  const RdKafka::ErrorCode err =
+      handle_->query_watermark_offsets(topic, partition, &low, &high, static_cast<int>(timeout));
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return UnavailableError("watermark offsets of " + topic + "[" + std::to_string(partition) +
+                            "]: " + RdKafka::err2str(err));
+  }
+  return std::pair<int64_t, int64_t>{low, high};
+}
+
 Status KafkaAdmin::EnsureTopic(const std::string& name, int32_t partitions, int32_t replication_factor,
                                const KafkaProperties& configs, DurationMs timeout) {
   if (name.empty()) return InvalidArgumentError("EnsureTopic: empty topic name");

@@ -350,6 +350,11 @@ class KafkaAdmin {
   // Partition count of `topic` from metadata. kNotFound when missing.
   Result<int32_t> PartitionCount(const std::string& topic, DurationMs timeout = 10000);
 
+  // The partition's low and high watermark offsets (the first offset still
+  // kept, and the next offset to be written), asked of the broker.
+  Result<std::pair<int64_t, int64_t>> WatermarkOffsets(const std::string& topic, int32_t partition,
+                                                      DurationMs timeout = 10000);
+
  private:
   KafkaAdmin() = default;
   std::unique_ptr<RdKafka::Producer> handle_;

@@ -10,6 +10,7 @@
 #include <thread>
 #include <tuple>
 
+#include "base/time.h"
 #include "operators/contribution_buffer.h"
 #include "operators/event_decoder.h"
 #include "operators/event_normalizer.h"
@@ -486,9 +487,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
   // kFailedPrecondition: the group moved on; the stores hold the offsets, and
   // the next owner starts from the group's older offset (at_least_once).
   ++stats_.commits;
-  const TimestampMs now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+  const TimestampMs now_ms = SystemClock().NowMs();
   for (auto& [tp, task] : stage_one_) {
     if (!selected(tp) || task->oldest_uncommitted_record == 0) continue;
     if (options_.probe != nullptr) {
@@ -630,9 +629,7 @@ void Runtime::PublishMetrics() {
   for (const auto& [key, n] : open) open_alert_keys_.insert(key);
   probe->SetStateStore(keys, bytes);
   if (watermark) {
-    const TimestampMs now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+    const TimestampMs now_ms = SystemClock().NowMs();
     probe->SetEventTimeWatermark(static_cast<double>(*watermark) / 1000);
     probe->SetWatermarkLag(static_cast<double>(now_ms - *watermark) / 1000);
   }
