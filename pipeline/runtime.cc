@@ -583,10 +583,12 @@ void Runtime::PublishMetrics() {
   probe->SetTasks("repartition", static_cast<int64_t>(stage_two_.size()));
   uint64_t keys = 0;
   uint64_t bytes = 0;
+  uint64_t memory = 0;
   const auto count_store = [&](const RocksDbStateStore& store) {
     const operators::StateStoreStats st = store.Stats();
     keys += st.keys;
     bytes += st.bytes;
+    memory += store.MemoryUsageBytes();
   };
   for (const auto& [tp, task] : stage_one_) {
     Result<int64_t> lag = consumer_->Lag(tp);
@@ -627,7 +629,7 @@ void Runtime::PublishMetrics() {
     if (!open.count(key)) probe->SetOpenAlerts(key.first, key.second, 0);
   }
   for (const auto& [key, n] : open) open_alert_keys_.insert(key);
-  probe->SetStateStore(keys, bytes);
+  probe->SetStateStore(keys, bytes, memory);
   if (watermark) {
     const TimestampMs now_ms = SystemClock().NowMs();
     probe->SetEventTimeWatermark(static_cast<double>(*watermark) / 1000);

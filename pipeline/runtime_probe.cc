@@ -173,6 +173,10 @@ struct RuntimeProbe::Families {
         state_bytes(GaugeFamily(r, "shortfall_state_bytes",
                                 "Live data in the local state stores, in bytes (an estimate).")
                         .Add({})),
+        state_memory(GaugeFamily(r, "shortfall_state_memory_bytes",
+                                 "Memory RocksDB uses for the local state stores now (memtables and "
+                                 "block cache), in bytes.")
+                         .Add({})),
         alerts(CounterFamily(r, "shortfall_alerts_total",
                              "Alert records produced, in alerts, by commodity group, kind, "
                              "severity and lifecycle state."),
@@ -210,6 +214,7 @@ struct RuntimeProbe::Families {
   Series<prometheus::Gauge, 1> tasks;
   prometheus::Gauge& state_keys;
   prometheus::Gauge& state_bytes;
+  prometheus::Gauge& state_memory;
   Series<prometheus::Counter, 4> alerts;
   Series<prometheus::Gauge, 2> open_alerts;
   Series<prometheus::Gauge, 4> volume;
@@ -295,10 +300,11 @@ void RuntimeProbe::SetTasks(std::string_view stage, int64_t n) {
   families_->tasks.Get({stage}).Set(AsDouble(n));
 }
 
-void RuntimeProbe::SetStateStore(uint64_t keys, uint64_t bytes) {
+void RuntimeProbe::SetStateStore(uint64_t keys, uint64_t bytes, uint64_t memory_bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   families_->state_keys.Set(AsDouble(keys));
   families_->state_bytes.Set(AsDouble(bytes));
+  families_->state_memory.Set(AsDouble(memory_bytes));
 }
 
 void RuntimeProbe::AddAlert(std::string_view group, std::string_view kind, std::string_view severity,

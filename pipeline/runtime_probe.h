@@ -25,6 +25,7 @@
 //   shortfall_event_time_watermark_seconds              gauge, unix seconds
 //   shortfall_tasks{stage}                              gauge
 //   shortfall_state_keys, shortfall_state_bytes         gauges, estimates
+//   shortfall_state_memory_bytes                        gauge, RocksDB memtables + block cache
 //   shortfall_alerts_total{group,kind,severity,state}   counter
 //   shortfall_open_alerts{group,kind}                   gauge
 //   shortfall_volume{group,corridor,window,measure}     gauge
@@ -110,8 +111,9 @@ class RuntimeProbe {
   // Tasks this instance runs; `stage` "input" or "repartition".
   void SetTasks(std::string_view stage, int64_t n);
   // Estimates over all local stores (RocksDB's estimate-num-keys and
-  // live data size).
-  void SetStateStore(uint64_t keys, uint64_t bytes);
+  // live data size), and the memory RocksDB uses for them now (memtables
+  // and block cache, which holds index and filter blocks too).
+  void SetStateStore(uint64_t keys, uint64_t bytes, uint64_t memory_bytes);
 
   // `n` alert records produced (lifecycle transitions), `state` "open",
   // "updated" or "resolved".

@@ -77,7 +77,7 @@ void CallEveryVerb(RuntimeProbe& probe) {
   probe.SetEventTimeWatermark(1773064800);
   probe.SetTasks("input", 8);
   probe.SetTasks("repartition", 4);
-  probe.SetStateStore(1500, 1 << 20);
+  probe.SetStateStore(1500, 1 << 20, 3 << 20);
   probe.AddAlert("semiconductors", "volume_drop", "critical", "open");
   probe.SetOpenAlerts("semiconductors", "volume_drop", 1);
   probe.SetVolume("semiconductors", "MX-US-2304", "7d", "shipments", 41);
@@ -173,7 +173,7 @@ TEST_F(RuntimeProbeTest, ReportsWatermarksTasksAndStateSize) {
   probe_.SetEventTimeWatermark(1773064800);
   probe_.SetTasks("input", 8);
   probe_.SetTasks("repartition", 4);
-  probe_.SetStateStore(1500, 4096);
+  probe_.SetStateStore(1500, 4096, 65536);
 
   EXPECT_TRUE(HasLine("shortfall_watermark_lag_seconds 90.5"));
   EXPECT_TRUE(HasLine("shortfall_event_time_watermark_seconds 1773064800"));
@@ -181,6 +181,7 @@ TEST_F(RuntimeProbeTest, ReportsWatermarksTasksAndStateSize) {
   EXPECT_TRUE(HasLine("shortfall_tasks{stage=\"repartition\"} 4"));
   EXPECT_TRUE(HasLine("shortfall_state_keys 1500"));
   EXPECT_TRUE(HasLine("shortfall_state_bytes 4096"));
+  EXPECT_TRUE(HasLine("shortfall_state_memory_bytes 65536"));
 }
 
 TEST_F(RuntimeProbeTest, CountsAlertsAndReportsOpenAlertsByGroupAndKind) {
