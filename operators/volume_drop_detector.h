@@ -81,7 +81,8 @@
 // the median and inflates the MAD until the drop reads as normal and the
 // alert resolves in the middle of the shortage. Once fewer clean weeks
 // remain, every week counts again: a drop that lasts longer than
-// baseline_weeks - min_history_weeks weeks becomes the new normal.
+// baseline_weeks - min_history_weeks + 1 weeks (three, by default) becomes
+// the new normal.
 //
 // What is not evaluated (and emits no Signal at all, so an open alert is
 // neither resolved nor updated from it): a series with fewer than
