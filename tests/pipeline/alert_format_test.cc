@@ -6,41 +6,12 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "tests/testing/sample_alert.h"
+
 namespace shortfall::pipeline {
 namespace {
 
-google::protobuf::Timestamp Ts(int64_t seconds) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(seconds);
-  return t;
-}
-
-constexpr int64_t k20260307 = 1772841600;  // 2026-03-07T00:00:00Z
-constexpr int64_t k20260309T14 = 1773064800;  // 2026-03-09T14:00:00Z
-
-v1::ShortageAlert VolumeDrop() {
-  v1::ShortageAlert alert;
-  alert.set_alert_id("a1b2c3");
-  alert.set_commodity_group("semiconductors");
-  alert.mutable_corridor()->set_origin_country("MX");
-  alert.mutable_corridor()->set_destination_country("US");
-  alert.mutable_corridor()->set_port_of_entry("2304");
-  alert.set_kind(v1::ALERT_KIND_VOLUME_DROP);
-  alert.set_severity(v1::SEVERITY_CRITICAL);
-  alert.set_state(v1::ALERT_STATE_OPEN);
-  *alert.mutable_window_start() = Ts(k20260309T14 - 7 * 86400);
-  *alert.mutable_window_end() = Ts(k20260309T14);
-  *alert.mutable_opened_at() = Ts(k20260307);
-  v1::Evidence* e = alert.mutable_evidence();
-  e->set_measure("shipments");
-  e->set_observed(41);
-  e->set_expected(180);
-  e->set_statistic("cusum");
-  e->set_statistic_value(7.2);
-  e->set_threshold(5.0);
-  alert.set_revision(1);
-  return alert;
-}
+v1::ShortageAlert VolumeDrop() { return testing::SampleVolumeDropAlert(); }
 
 TEST(FormatAlertLine, SaysWhatWhereHowMuchWhyAndSinceWhen) {
   EXPECT_EQ(FormatAlertLine(VolumeDrop()),

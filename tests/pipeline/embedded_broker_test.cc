@@ -26,6 +26,7 @@
 #include "pipeline/kafka_client.h"
 #include "scenario/generator.h"
 #include "shortfall/v1/shortage_alert.pb.h"
+#include "tests/testing/sample_alert.h"
 #include "tests/testing/temp_dir.h"
 
 namespace shortfall::pipeline {
@@ -114,35 +115,7 @@ std::vector<Record> ReadAll(const std::string& bootstrap, const std::vector<std:
   return records;
 }
 
-google::protobuf::Timestamp Ts(int64_t seconds) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(seconds);
-  return t;
-}
-
-v1::ShortageAlert HandMadeAlert() {
-  v1::ShortageAlert alert;
-  alert.set_alert_id("a1b2c3");
-  alert.set_commodity_group("semiconductors");
-  alert.mutable_corridor()->set_origin_country("MX");
-  alert.mutable_corridor()->set_destination_country("US");
-  alert.mutable_corridor()->set_port_of_entry("2304");
-  alert.set_kind(v1::ALERT_KIND_VOLUME_DROP);
-  alert.set_severity(v1::SEVERITY_CRITICAL);
-  alert.set_state(v1::ALERT_STATE_OPEN);
-  *alert.mutable_window_start() = Ts(1772978400);  // 2026-03-08T14:00:00Z
-  *alert.mutable_window_end() = Ts(1773064800);    // 2026-03-09T14:00:00Z
-  *alert.mutable_opened_at() = Ts(1772841600);     // 2026-03-07T00:00:00Z
-  v1::Evidence* e = alert.mutable_evidence();
-  e->set_measure("shipments");
-  e->set_observed(41);
-  e->set_expected(180);
-  e->set_statistic("cusum");
-  e->set_statistic_value(7.2);
-  e->set_threshold(5.0);
-  alert.set_revision(1);
-  return alert;
-}
+v1::ShortageAlert HandMadeAlert() { return testing::SampleVolumeDropAlert(); }
 
 // ---------------------------------------------------------------------------
 // EmbeddedBroker
@@ -393,7 +366,7 @@ TEST_F(TailTest, PrintsTheReadableLineOfAnAlertSkipsWhatIsNotOneAndStopsAtMax) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
             "2026-03-09T14:00:00Z OPEN CRITICAL volume_drop semiconductors MX-US-2304: shipments 41 vs "
-            "expected 180 (-77%) over 24h (cusum 7.2 > 5.0) since 2026-03-07T00:00:00Z [id a1b2c3]\n");
+            "expected 180 (-77%) over 7d (cusum 7.2 > 5.0) since 2026-03-07T00:00:00Z [id a1b2c3]\n");
   EXPECT_NE(r.err.find("warning: skipped shortfall.alerts.v1[0]@0"), std::string::npos) << r.err;
 }
 
