@@ -6,6 +6,7 @@ namespace shortfall::operators {
 
 Status DetectionOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(volume_drop.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(customs_hold.Validate(windows));
   return lifecycle.Validate();
 }
 
@@ -22,6 +23,7 @@ ShortageDetection::ShortageDetection(const DetectionOptions& options, const Wind
       group_names_(group_names),
       corridors_(corridors),
       volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),
+      customs_hold_(options.customs_hold, windows, group_names, corridors),
       lifecycle_(options.lifecycle) {}
 
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
@@ -29,6 +31,8 @@ void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::ve
   signals_.clear();
   for (const WindowReport& report : reports) volume_drop_.Observe(report, &signals_);
   AddContributors(reports);
+  // After AddContributors, which reads only volume-drop signals.
+  for (const WindowReport& report : reports) customs_hold_.Observe(report, &signals_);
   for (const Signal& signal : signals_) lifecycle_.Apply(signal, alerts);
 }
 
@@ -66,11 +70,13 @@ void ShortageDetection::AddContributors(const std::vector<WindowReport>& reports
 
 void ShortageDetection::Flush(StateWriteBatch* batch) {
   volume_drop_.Flush(batch);
+  customs_hold_.Flush(batch);
   lifecycle_.Flush(batch);
 }
 
 Status ShortageDetection::Restore(const StateView& state) {
   SHORTFALL_RETURN_IF_ERROR(volume_drop_.Restore(state));
+  SHORTFALL_RETURN_IF_ERROR(customs_hold_.Restore(state));
   return lifecycle_.Restore(state);
 }
 

@@ -8,7 +8,8 @@
 //   detection.Detect(reports, &alerts);        // alert records to publish
 //   detection.Flush(&batch);  store.Commit(batch, checkpoint);
 //
-// Detectors so far: VolumeDropDetector (volume_drop). Their signals go
+// Detectors so far: VolumeDropDetector (volume_drop) and CustomsHoldDetector
+// (customs_hold), over the same reports. Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
 //
 // Top contributors. A volume drop of a group's total names the corridors
@@ -29,6 +30,7 @@
 #include "base/status.h"
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
+#include "operators/customs_hold_detector.h"
 #include "operators/state_store.h"
 #include "operators/volume_aggregator.h"
 #include "operators/volume_drop_detector.h"
@@ -41,6 +43,7 @@ struct DetectionOptions {
   VolumeDropOptions volume_drop;
   // First match wins; see VolumeDropOverride.
   std::vector<VolumeDropOverride> volume_drop_overrides;
+  CustomsHoldOptions customs_hold;
   LifecycleOptions lifecycle;
 
   // Everything but the overrides' group names (which need the catalog).
@@ -64,6 +67,7 @@ class ShortageDetection {
   Status Restore(const StateView& state);
 
   const VolumeDropDetector& volume_drop() const { return volume_drop_; }
+  const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
@@ -74,6 +78,7 @@ class ShortageDetection {
   std::vector<std::string> group_names_;
   const CorridorTable* corridors_;
   VolumeDropDetector volume_drop_;
+  CustomsHoldDetector customs_hold_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
 };

@@ -513,6 +513,46 @@ const std::vector<Leaf>& Leaves() {
              }
              return out;
            }},
+      {.path = "detection.customs_hold.enabled",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetBool(t, &c->pipeline.detection.customs_hold.enabled); },
+       .show = [](const RunConfig& c) { return FormatBool(c.pipeline.detection.customs_hold.enabled); }},
+      {.path = "detection.customs_hold.window",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDuration(t, &c->pipeline.detection.customs_hold.window); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.customs_hold.window); }},
+      {.path = "detection.customs_hold.baseline_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.customs_hold.baseline_weeks); },
+       .show = [](const RunConfig& c) { return std::to_string(c.pipeline.detection.customs_hold.baseline_weeks); }},
+      {.path = "detection.customs_hold.min_history_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.customs_hold.min_history_weeks); },
+       .show = [](const RunConfig& c) { return std::to_string(c.pipeline.detection.customs_hold.min_history_weeks); }},
+      {.path = "detection.customs_hold.min_filings",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.min_filings); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.min_filings); }},
+      {.path = "detection.customs_hold.overdispersion",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.overdispersion); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.overdispersion); }},
+      {.path = "detection.customs_hold.cusum_slack",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.cusum_slack); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.cusum_slack); }},
+      {.path = "detection.customs_hold.cusum_threshold",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.cusum_threshold); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.cusum_threshold); }},
+      {.path = "detection.customs_hold.recover_z",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.recover_z); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.recover_z); }},
+      {.path = "detection.customs_hold.min_ratio",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.customs_hold.min_ratio); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.customs_hold.min_ratio); }},
       {.path = "detection.alert_lifecycle.resolve_after",
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDuration(t, &c->pipeline.detection.lifecycle.resolve_after); },
@@ -706,6 +746,13 @@ Result<ProcessingGuarantee> ParseGuarantee(std::string_view text) {
 
 namespace {
 
+bool CustomsHoldEqual(const operators::CustomsHoldOptions& a, const operators::CustomsHoldOptions& b) {
+  return a.enabled == b.enabled && a.window == b.window && a.baseline_weeks == b.baseline_weeks &&
+         a.min_history_weeks == b.min_history_weeks && a.min_filings == b.min_filings &&
+         a.overdispersion == b.overdispersion && a.cusum_slack == b.cusum_slack &&
+         a.cusum_threshold == b.cusum_threshold && a.recover_z == b.recover_z && a.min_ratio == b.min_ratio;
+}
+
 bool DetectionEqual(const operators::DetectionOptions& a, const operators::DetectionOptions& b) {
   const operators::VolumeDropOptions& va = a.volume_drop;
   const operators::VolumeDropOptions& vb = b.volume_drop;
@@ -720,7 +767,8 @@ bool DetectionEqual(const operators::DetectionOptions& a, const operators::Detec
          va.cusum_threshold == vb.cusum_threshold && va.recover_z == vb.recover_z &&
          std::equal(a.volume_drop_overrides.begin(), a.volume_drop_overrides.end(), b.volume_drop_overrides.begin(),
                     b.volume_drop_overrides.end(), same_overrides) &&
-         a.lifecycle.resolve_after == b.lifecycle.resolve_after && a.lifecycle.cooldown == b.lifecycle.cooldown;
+         CustomsHoldEqual(a.customs_hold, b.customs_hold) && a.lifecycle.resolve_after == b.lifecycle.resolve_after &&
+         a.lifecycle.cooldown == b.lifecycle.cooldown;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
+#include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
 namespace {
@@ -19,50 +20,13 @@ namespace {
 constexpr DurationMs kHour = kMsPerHour;
 constexpr DurationMs kDay = kMsPerDay;
 constexpr DurationMs kWeek = 7 * kDay;
-const TimestampMs kMonday = *ParseUtc("2026-01-05T00:00:00Z");
+using testing::kMonday;
+using testing::Rng;
+using testing::WeeklyMean;
 const std::vector<std::string> kGroups = {"semiconductors", "unclassified"};
 constexpr std::string_view kLaredo = "MX-US-2304";
 constexpr std::string_view kDetroit = "CA-US-3801";
 constexpr std::string_view kAll = "*";
-
-// splitmix64: the same stream on every platform, unlike std's distributions.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-  // Inverse transform; fine for the means used here (< 200).
-  uint64_t Poisson(double mean) {
-    double p = std::exp(-mean);
-    double cumulative = p;
-    const double u = Uniform();
-    uint64_t k = 0;
-    while (u > cumulative && k < 10'000) {
-      ++k;
-      p *= mean / static_cast<double>(k);
-      cumulative += p;
-    }
-    return k;
-  }
-
- private:
-  uint64_t state_;
-};
-
-// Mean shipments in the hour starting at `t` on a corridor carrying
-// `weekday_daily` per weekday: weekends half, nights (0-7 h) low, days high.
-double WeeklyMean(TimestampMs t, double weekday_daily) {
-  const int64_t day = (t - kMonday) / kDay % 7;
-  const int64_t hour = (t - kMonday) % kDay / kHour;
-  const double day_factor = day >= 5 ? 0.5 : 1.0;
-  const double hour_factor = hour < 7 ? 0.3 : hour < 19 ? 1.4 : 0.8;  // 22.9 over a day
-  return weekday_daily * day_factor * hour_factor / 22.9;
-}
 
 struct Flow {
   std::string_view corridor;

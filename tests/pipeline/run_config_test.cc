@@ -583,6 +583,33 @@ TEST(DescribeRunConfig, DescribesTheDefaultsInTheExampleLayout) {
   EXPECT_TRUE(*back == RunConfig{});
 }
 
+TEST(ParseRunConfig, ReadsTheCustomsHoldKeysAndValidationNamesThem) {
+  // Given every detection.customs_hold key set away from its default,
+  RunConfig config = Parsed(R"(
+detection:
+  customs_hold: {enabled: false, window: 7d, baseline_weeks: 6, min_history_weeks: 3, min_filings: 50,
+                 overdispersion: 0.8, cusum_slack: 2, cusum_threshold: 7, recover_z: 0.5, min_ratio: 3}
+)");
+  // then each lands in its field,
+  const operators::CustomsHoldOptions& h = config.pipeline.detection.customs_hold;
+  EXPECT_FALSE(h.enabled);
+  EXPECT_EQ(h.window, 7 * kMsPerDay);
+  EXPECT_EQ(h.baseline_weeks, 6);
+  EXPECT_EQ(h.min_history_weeks, 3);
+  EXPECT_EQ(h.min_filings, 50);
+  EXPECT_EQ(h.overdispersion, 0.8);
+  EXPECT_EQ(h.cusum_slack, 2);
+  EXPECT_EQ(h.cusum_threshold, 7);
+  EXPECT_EQ(h.recover_z, 0.5);
+  EXPECT_EQ(h.min_ratio, 3);
+  EXPECT_FALSE(config == RunConfig{}) << "operator== compares them";
+  config.brokers = "k:9092";
+  EXPECT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
+  // and a value out of range is refused naming its key path.
+  ASSERT_TRUE(ApplyOverride("detection.customs_hold.min_ratio=0.5", &config).ok());
+  EXPECT_EQ(ValidateRunConfig(config).message(), "detection.customs_hold.min_ratio: 0.5 (want >= 1)");
+}
+
 TEST(GuaranteeName, ReadsBackThroughParseGuarantee) {
   for (ProcessingGuarantee g : {ProcessingGuarantee::kAtLeastOnce, ProcessingGuarantee::kExactlyOnce}) {
     Result<ProcessingGuarantee> back = ParseGuarantee(GuaranteeName(g));
