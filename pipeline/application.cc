@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <optional>
 #include <thread>
 
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "base/status.h"
@@ -101,7 +103,25 @@ void PrintGeneratorStats(const scenario::GeneratorStats& stats, std::string_view
 
 }  // namespace
 
+namespace {
+
+// Protobuf logs an ERROR for every string field with invalid UTF-8 it meets
+// while parsing. For shortfall such a record is bad input, already counted
+// and sent to the dead-letter topic with its reason: the log line would only
+// repeat that, once per poison record. Everything else protobuf logs goes to
+// stderr as before.
+void ProtobufLog(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
+  if (message.find("invalid UTF-8") != std::string::npos) return;
+  static const char* const kLevels[] = {"INFO", "WARNING", "ERROR", "FATAL"};
+  const int index = static_cast<int>(level);
+  std::cerr << "[libprotobuf " << (index >= 0 && index < 4 ? kLevels[index] : "?") << " " << filename << ":" << line
+            << "] " << message << "\n";
+}
+
+}  // namespace
+
 int Application::Run(const std::vector<std::string>& args) {
+  google::protobuf::SetLogHandler(&ProtobufLog);
   if (args.empty()) {
     err_ << kOverview;
     return kExitUsage;

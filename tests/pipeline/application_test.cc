@@ -87,6 +87,24 @@ TEST(Application, ALongWindowListIsReadWhole) {
   EXPECT_NE(r.out.find("[last 30d] shipments="), std::string::npos) << r.out.substr(0, 2000);
 }
 
+TEST(Application, APoisonRecordWithInvalidUtf8IsCountedWithoutLogNoise) {
+  // Given a record whose event_id (a string field) holds bytes that are not UTF-8
+  testing::ScopedTempDir dir;
+  {
+    std::ofstream f(dir.Path("bad.jsonl"));
+    // rawValue: base64 of 0a 02 ff fe (field 1, length 2, bytes ff fe)
+    f << R"({"topic":"shipments.events.v1","key":"k","partition":0,"rawValue":"CgL//g=="})" << "\n";
+  }
+  // When it is replayed
+  ::testing::internal::CaptureStderr();
+  Outcome r = Shortfall({"replay", "--input", dir.Path("bad.jsonl"), "--format", "json", "--print", "none"});
+  const std::string process_stderr = ::testing::internal::GetCapturedStderr();
+  // Then it is counted as unparseable, and protobuf's log line is not printed
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("unparseable 1"), std::string::npos) << r.out;
+  EXPECT_EQ(process_stderr.find("invalid UTF-8"), std::string::npos) << process_stderr;
+}
+
 TEST(Application, TheSameSeedWritesTheSameBytes) {
   testing::ScopedTempDir dir;
   for (const char* name : {"a.pb", "b.pb"}) {
