@@ -11,6 +11,7 @@
 
 #include "operators/in_memory_state_store.h"
 #include "pipeline/alert_format.h"
+#include "pipeline/totals_csv.h"
 #include "pipeline/rocksdb_state_store.h"
 
 namespace shortfall::pipeline {
@@ -24,18 +25,6 @@ using operators::VolumePipeline;
 using operators::WindowReport;
 
 constexpr std::string_view kCheckpointPrefix = "record=";
-
-// An exact decimal rendering of a fixed-point amount: FormatFixed(12345, 1000)
-// is "12.345". Exact where a double would round, and the same on every platform.
-std::string FormatFixed(int64_t v, int64_t scale) {
-  const bool negative = v < 0;
-  const uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
-  const uint64_t unit = static_cast<uint64_t>(scale);
-  std::string fraction = std::to_string(magnitude % unit);
-  const size_t digits = std::to_string(unit).size() - 1;
-  fraction.insert(0, digits - fraction.size(), '0');
-  return (negative ? "-" : "") + std::to_string(magnitude / unit) + (digits > 0 ? "." + fraction : "");
-}
 
 std::string Kg(const VolumeDelta& v) { return FormatFixed(v.gross_weight, operators::kWeightScale); }
 std::string Usd(const VolumeDelta& v) { return FormatFixed(v.declared_value, operators::kValueScale); }
@@ -119,16 +108,7 @@ class Reporter {
          << (aggregator.closed_until() == kMinTimestamp ? std::string("nowhere: none closed")
                                                         : FormatUtc(aggregator.closed_until()))
          << ") ==\n";
-    if (csv_.is_open()) {
-      csv_ << "group,corridor,shipments,goods_lines,gross_weight_kg,declared_value_usd";
-      for (size_t u = 0; u < operators::kUnitCount; ++u) {
-        csv_ << ",quantity_" << operators::UnitName(static_cast<operators::Unit>(u));
-      }
-      for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) {
-        csv_ << ",customs_" << operators::CustomsStatusName(s);
-      }
-      csv_ << "\n";
-    }
+    if (csv_.is_open()) WriteTotalsCsvHeader(csv_);
     for (const operators::SeriesSummary& summary : aggregator.Summaries()) {
       const VolumeDelta& total = summary.total;
       const std::string group(pipeline_.GroupName(summary.series.group));
@@ -138,13 +118,7 @@ class Reporter {
         out_ << "  [last " << FormatDuration(windows[w]) << "] shipments=" << summary.rolling[w].shipments;
       }
       out_ << "\n";
-      if (csv_.is_open()) {
-        csv_ << group << "," << corridor << "," << total.shipments << "," << total.goods_lines << ","
-             << Kg(total) << "," << Usd(total);
-        for (int64_t q : total.quantity) csv_ << "," << FormatFixed(q, operators::kQuantityScale);
-        for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv_ << "," << total.customs[s];
-        csv_ << "\n";
-      }
+      if (csv_.is_open()) WriteTotalsCsvRow(csv_, group, corridor, total);
     }
     if (csv_.is_open()) {
       csv_.close();

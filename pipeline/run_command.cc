@@ -51,7 +51,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   flags.Add("brokers", "LIST", "bootstrap servers; overrides kafka.bootstrap_servers");
   flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set window.bucket=30m (repeatable)");
   flags.AddBool("until-idle", "stop once all input is processed and committed (backfills, tests)");
-  flags.Add("totals-csv", "FILE", "with --until-idle: write this instance's totals per series");
+  flags.Add("totals-csv", "FILE", "with --until-idle: write this instance's totals per series (the same CSV as replay --totals-csv)");
   flags.AddBool("print-config", "print the effective configuration (secrets redacted) and exit");
   flags.AddBool("help", "show this help");
   if (Status s = flags.Parse(args); !s.ok() || flags.GetBool("help")) {

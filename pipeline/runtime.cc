@@ -21,6 +21,7 @@
 #include "pipeline/alert_format.h"
 #include "pipeline/rocksdb_state_store.h"
 #include "pipeline/scenario_producer.h"
+#include "pipeline/totals_csv.h"
 #include "shortfall/internal/repartition.pb.h"
 
 namespace shortfall::pipeline {
@@ -529,20 +530,11 @@ Status Runtime::WriteTotals() {
   if (options_.totals_csv.empty()) return OkStatus();
   std::ofstream csv(options_.totals_csv, std::ios::trunc);
   if (!csv) return InvalidArgumentError("--totals-csv: cannot write '" + options_.totals_csv + "'");
-  csv << "group,corridor,shipments,goods_lines,gross_weight_g,declared_value_e4";
-  for (size_t u = 0; u < operators::kUnitCount; ++u) {
-    csv << ",quantity_" << operators::UnitName(static_cast<operators::Unit>(u)) << "_e3";
-  }
-  for (size_t s = 1; s < operators::kCustomsStatusCount; ++s) csv << ",customs_" << operators::CustomsStatusName(s);
-  csv << "\n";
+  WriteTotalsCsvHeader(csv);
   for (auto& [tp, task] : stage_two_) {
     for (const operators::SeriesSummary& s : task->aggregator.Summaries()) {
-      const operators::VolumeDelta& t = s.total;
-      csv << task->aggregator.group_name(s.series.group) << "," << task->corridors.Code(s.series.corridor) << ","
-          << t.shipments << "," << t.goods_lines << "," << t.gross_weight << "," << t.declared_value;
-      for (int64_t q : t.quantity) csv << "," << q;
-      for (size_t k = 1; k < operators::kCustomsStatusCount; ++k) csv << "," << t.customs[k];
-      csv << "\n";
+      WriteTotalsCsvRow(csv, task->aggregator.group_name(s.series.group), task->corridors.Code(s.series.corridor),
+                        s.total);
     }
   }
   csv.close();

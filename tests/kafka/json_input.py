@@ -49,7 +49,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run_matches_replay import KAFKA_SH, sh  # noqa: E402
+from run_matches_replay import KAFKA_SH, read_totals, sh  # noqa: E402
 
 # HS code (as sent, with its hs_version) -> groups of the default catalog.
 GROUPS = {
@@ -206,8 +206,13 @@ def expected_totals(shipments, customs):
 
 
 def read_csv(path):
-    with open(path, newline="") as f:
-        return {(r.pop("group"), r.pop("corridor")): {k: int(v) for k, v in r.items()} for r in csv.DictReader(f)}
+    """run --totals-csv (exact decimals) in the fixed-point columns expected_totals() uses."""
+    rename = {"gross_weight_kg": "gross_weight_g", "declared_value_usd": "declared_value_e4"}
+    out = {}
+    for (group, corridor), row in read_totals(path, {}).items():
+        out[(group, corridor)] = {rename.get(k, k + "_e3" if k.startswith("quantity_") else k): v
+                                  for k, v in row.items()}
+    return out
 
 
 def main():

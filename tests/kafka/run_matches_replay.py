@@ -31,26 +31,26 @@ def sh(args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 
-def replay_totals(path):
-    """replay --totals-csv (exact decimals) -> {(group, corridor): {column: int}}"""
-    out = {}
+def read_totals(path, out):
+    """A --totals-csv (exact decimals; replay and run write the same format)
+    into out: {(group, corridor): {column: fixed-point int}}."""
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             key = (row.pop("group"), row.pop("corridor"))
+            assert key not in out, "series %s twice (on two instances?)" % (key,)
             out[key] = {k: int(Decimal(v) * SCALES.get(k, 1)) for k, v in row.items()}
     return out
 
 
+def replay_totals(path):
+    return read_totals(path, {})
+
+
 def run_totals(paths):
-    """run --totals-csv (fixed-point integers), merged over instances."""
-    rename = {"gross_weight_g": "gross_weight_kg", "declared_value_e4": "declared_value_usd"}
+    """The totals of one or more instances, merged: each series is on one."""
     out = {}
     for path in paths:
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                key = (row.pop("group"), row.pop("corridor"))
-                assert key not in out, "series %s on two instances" % (key,)
-                out[key] = {rename.get(k, re.sub(r"_e3$", "", k)): int(v) for k, v in row.items()}
+        read_totals(path, out)
     return out
 
 
