@@ -127,9 +127,14 @@
 #include "base/time.h"
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
+#include "operators/seasonal_series.h"
 #include "operators/state_store.h"
 #include "operators/volume_aggregator.h"
 #include "operators/volume_drop_detector.h"  // kMaxBaselineWeeks, kMaxBaselineSlots
+
+namespace shortfall::internal {
+class CustomsHoldSlotState;
+}  // namespace shortfall::internal
 
 namespace shortfall::operators {
 
@@ -199,7 +204,7 @@ class CustomsHoldDetector {
   // it warms up, or for a series never seen.
   std::optional<double> BaselineRate(SeriesKey series) const;
 
-  size_t series_count() const { return series_.size(); }
+  size_t series_count() const { return table_.size(); }
   const CustomsHoldOptions& options() const { return options_; }
 
  private:
@@ -212,7 +217,7 @@ class CustomsHoldDetector {
   struct Series {
     SeriesKey key;
     bool enabled = true;
-    std::vector<Slot> ring;  // ring_size_ slots once the series has a report
+    std::vector<Slot> ring;  // one slot per bucket close of baseline_weeks weeks, once it has a report
     double cusum = 0;
     bool critical = false;
     bool in_episode = false;
@@ -221,34 +226,29 @@ class CustomsHoldDetector {
     std::optional<double> baseline_rate;
     TimestampMs last_end = kMinTimestamp;
     TimestampMs flushed_end = kMinTimestamp;
+
+    // For SeasonalSeriesTable (persistence).
+    bool watched() const { return enabled; }
+    void SaveSlot(const Slot& slot, bool newest, internal::CustomsHoldSlotState* out) const;
+    void LoadSlot(size_t index, const internal::CustomsHoldSlotState& in);
+    bool LoadState(const internal::CustomsHoldSlotState& in);
+    // Forgets the detector state (the slots stay).
+    void ResetState();
   };
 
-  static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
-  Series& SeriesFor(SeriesKey key);
-  Series* FindSeries(SeriesKey key) const;
-  size_t SlotIndex(TimestampMs bucket_end) const;
-  std::string SeriesPrefix(SeriesKey key) const;
-  std::string Layout() const;  // "bucket=1h window=24h baseline_weeks=4"
+  // Goods outside the catalog are counted, not watched: a hold on them says
+  // nothing about a critical good.
+  void Init(Series& fresh) const;
   void Evaluate(const WindowReport& report, Series* s, std::vector<Signal>* out);
   // On the first firing close of an episode: marks the closes since S began
   // to rise (at most a week back) anomalous too, and has Flush rewrite them.
   void MarkRise(TimestampMs t, Series* s);
-  void EraseSeries(Series* s, bool delete_persisted);
-  Status RestoreFrom(const StateView& state);
 
   CustomsHoldOptions options_;
-  DurationMs bucket_;
   size_t window_index_;  // of options_.window in WindowOptions::rolling
-  size_t slots_per_week_;
-  size_t ring_size_;
   std::vector<std::string> group_names_;
   CorridorTable* corridors_;
-  std::unordered_map<uint64_t, Series> series_;  // node addresses are stable
-  static constexpr size_t kMaxGroupIds = kMaxGroups + 1;
-  std::vector<Series*> series_index_;  // by corridor id * kMaxGroupIds + group id
-  TimestampMs newest_end_ = kMinTimestamp;
-  bool layout_persisted_ = false;
-  std::vector<std::string> deleted_keys_;
+  SeasonalSeriesTable<Series, internal::CustomsHoldSlotState> table_;  // after group_names_, corridors_
 };
 
 }  // namespace shortfall::operators

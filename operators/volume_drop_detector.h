@@ -115,8 +115,13 @@
 #include "base/time.h"
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
+#include "operators/seasonal_series.h"
 #include "operators/state_store.h"
 #include "operators/volume_aggregator.h"
+
+namespace shortfall::internal {
+class VolumeDropSlotState;
+}  // namespace shortfall::internal
 
 namespace shortfall::operators {
 
@@ -193,7 +198,7 @@ class VolumeDropDetector {
   VolumeDropDetector(VolumeDropOptions options, std::vector<VolumeDropOverride> overrides,
                      const WindowOptions& windows, std::vector<std::string> group_names,
                      CorridorTable* corridors);
-  // Not copyable or movable: the series index points into the series map.
+  // Not copyable or movable: the series table points at group_names_.
   VolumeDropDetector(const VolumeDropDetector&) = delete;
   VolumeDropDetector& operator=(const VolumeDropDetector&) = delete;
 
@@ -218,7 +223,7 @@ class VolumeDropDetector {
   // metrics; nullopt while it warms up, or for a series never seen.
   std::optional<double> ExpectedShipments(SeriesKey series) const;
 
-  size_t series_count() const { return series_.size(); }
+  size_t series_count() const { return table_.size(); }
   const VolumeDropOptions& options() const { return options_; }
 
  private:
@@ -241,7 +246,7 @@ class VolumeDropDetector {
   struct Series {
     SeriesKey key;
     Tuning tuning;
-    std::vector<Slot> ring;  // ring_size_ slots once the series has a report
+    std::vector<Slot> ring;  // one slot per bucket close of baseline_weeks weeks, once it has a report
     std::array<double, kMeasures> cusum{};
     bool critical = false;                // this firing episode has been critical
     bool in_episode = false;              // fired, and not recovered for a window since
@@ -249,35 +254,26 @@ class VolumeDropDetector {
     std::optional<double> expected_shipments;
     TimestampMs last_end = kMinTimestamp;     // newest report
     TimestampMs flushed_end = kMinTimestamp;  // newest report written by Flush
+
+    // For SeasonalSeriesTable (persistence).
+    bool watched() const { return tuning.enabled; }
+    void SaveSlot(const Slot& slot, bool newest, internal::VolumeDropSlotState* out) const;
+    void LoadSlot(size_t index, const internal::VolumeDropSlotState& in);
+    bool LoadState(const internal::VolumeDropSlotState& in);
+    // Forgets the detector state (the slots stay).
+    void ResetState();
   };
 
-  static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
-  Series& SeriesFor(SeriesKey key);
-  Series* FindSeries(SeriesKey key) const;
   Tuning TuningFor(SeriesKey key) const;
-  size_t SlotIndex(TimestampMs bucket_end) const;
-  std::string SeriesPrefix(SeriesKey key) const;
-  std::string Layout() const;  // "bucket=1h window=24h baseline_weeks=4"
   void Evaluate(const WindowReport& report, Series* s, std::vector<Signal>* out);
-  void EraseSeries(Series* s, bool delete_persisted);
-  Status RestoreFrom(const StateView& state);
 
   VolumeDropOptions options_;
   std::vector<VolumeDropOverride> overrides_;
-  DurationMs bucket_;
   size_t window_index_;  // of options_.window in WindowOptions::rolling
   std::array<bool, kMeasures> measure_enabled_{};  // per options_.measures
-  size_t slots_per_week_;
-  size_t ring_size_;
   std::vector<std::string> group_names_;
   CorridorTable* corridors_;
-  std::unordered_map<uint64_t, Series> series_;  // owns the series; node addresses are stable
-  // Series by corridor id * kMaxGroupIds + group id, as in VolumeAggregator.
-  static constexpr size_t kMaxGroupIds = kMaxGroups + 1;
-  std::vector<Series*> series_index_;
-  TimestampMs newest_end_ = kMinTimestamp;  // newest bucket end observed, any series
-  bool layout_persisted_ = false;
-  std::vector<std::string> deleted_keys_;  // state keys to delete on Flush
+  SeasonalSeriesTable<Series, internal::VolumeDropSlotState> table_;  // after group_names_, corridors_
 };
 
 }  // namespace shortfall::operators

@@ -1,0 +1,319 @@
+// SeasonalSeriesTable: the bookkeeping the seasonal detectors share
+// (VolumeDropDetector, CustomsHoldDetector). Each keeps, per series — a
+// (group, corridor) pair or a group's all-corridors total — a ring of slots,
+// one per bucket close over `baseline_weeks` weeks, and a little detector
+// state; this table owns the series, the ring geometry and the persistence:
+// one key per series and slot (group '\0' corridor code '\0' 4-byte slot
+// index), overwritten in place a ring later, the newest slot also carrying
+// the detector state, plus one layout key.
+//
+// A detector supplies its Series type, which must have:
+//   SeriesKey key;
+//   std::vector<Slot> ring;            // Slot has `TimestampMs end` (kMinTimestamp: never written)
+//   TimestampMs last_end, flushed_end;  // newest report, newest written by Flush (kMinTimestamp: none)
+//   bool watched() const;              // false: ignored, and its stored state deleted on Restore
+//   void SaveSlot(const Slot& slot, bool newest, SlotProto* out) const;  // newest: add the state
+//   void LoadSlot(size_t index, const SlotProto& in);                    // into ring[index]
+//   bool LoadState(const SlotProto& in);  // the state the proto carries; false when it carries none
+// and SlotProto is the detector's slot message (with `bucket_end_ms`).
+//
+//   SeasonalSeriesTable<Series, internal::VolumeDropSlotState> table(
+//       {"volume_drop", "volume_drop.window"}, bucket, weeks, window, &group_names, corridors);
+//   Series& s = table.For(key, [&](Series& fresh) { fresh.tuning = TuningFor(key); });
+//   if (!table.Advance(s, t)) return;  // not newer than the last report
+//
+// Thread-safety: not thread-safe; one per detector.
+// Failure: Restore returns kFailedPrecondition for state of another layout
+// or naming a group the catalog lacks, kDataLoss for state it cannot read;
+// on error the table is left empty.
+#ifndef SHORTFALL_OPERATORS_SEASONAL_SERIES_H_
+#define SHORTFALL_OPERATORS_SEASONAL_SERIES_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "operators/catalog.h"
+#include "operators/corridor.h"
+#include "operators/state_store.h"
+#include "operators/volume_aggregator.h"
+
+namespace shortfall::operators {
+
+template <typename Series, typename SlotProto>
+class SeasonalSeriesTable {
+ public:
+  struct Names {
+    std::string ns;          // state namespace and the prefix of error messages: "volume_drop"
+    std::string window_key;  // the config key of the detector's window: "volume_drop.window"
+  };
+
+  // `group_names` and `corridors` must outlive the table. REQUIRES:
+  // bucket > 0, baseline_weeks >= 1, a week a whole number of buckets.
+  SeasonalSeriesTable(Names names, DurationMs bucket, int baseline_weeks, DurationMs window,
+                      const std::vector<std::string>* group_names, CorridorTable* corridors)
+      : names_(std::move(names)),
+        bucket_(bucket),
+        baseline_weeks_(baseline_weeks),
+        window_(window),
+        slots_per_week_(static_cast<size_t>(kWeek / bucket)),
+        ring_size_(slots_per_week_ * static_cast<size_t>(baseline_weeks)),
+        group_names_(group_names),
+        corridors_(corridors) {}
+  SeasonalSeriesTable(const SeasonalSeriesTable&) = delete;
+  SeasonalSeriesTable& operator=(const SeasonalSeriesTable&) = delete;
+
+  // The series of `key`; a new one is passed to `init` first.
+  template <typename Init>
+  Series& For(SeriesKey key, Init&& init) {
+    SHORTFALL_CHECK(key.group < group_names_->size() && key.corridor < corridors_->size());
+    const size_t index = Index(key);
+    if (index < index_.size() && index_[index] != nullptr) return *index_[index];
+    auto [it, inserted] = series_.try_emplace(Pack(key));
+    if (inserted) {
+      it->second.key = key;
+      init(it->second);
+    }
+    if (index >= index_.size()) index_.resize(index + kMaxGroupIds, nullptr);
+    index_[index] = &it->second;
+    return it->second;
+  }
+  Series* Find(SeriesKey key) const {
+    const size_t index = Index(key);
+    return index < index_.size() ? index_[index] : nullptr;
+  }
+
+  // A report of `s` closing at `t`: false when it is not newer than the
+  // series' last one (ignore it). Otherwise sizes the ring and sets
+  // *stale when the series was silent for longer than the whole ring (its
+  // slots and state say nothing about now).
+  bool Advance(Series& s, TimestampMs t, bool* stale) {
+    if (s.last_end != kMinTimestamp && t <= s.last_end) return false;
+    newest_end_ = std::max(newest_end_, t);
+    if (s.ring.empty()) s.ring.resize(ring_size_);
+    *stale = s.last_end != kMinTimestamp && t - s.last_end > span();
+    return true;
+  }
+
+  // The ring slot of the bucket ending at `bucket_end`.
+  size_t SlotIndex(TimestampMs bucket_end) const {
+    const int64_t n = static_cast<int64_t>(ring_size_);
+    const int64_t r = AlignDown(bucket_end, bucket_) / bucket_ % n;
+    return static_cast<size_t>(r < 0 ? r + n : r);
+  }
+  // The slot of the same bucket close `weeks_back` weeks earlier, when it
+  // holds that close (and not an older or no one).
+  template <typename Slot>
+  const Slot* Lagged(const std::vector<Slot>& ring, TimestampMs t, int weeks_back) const {
+    const Slot& slot = ring[SlotIndex(t - weeks_back * kWeek)];
+    return slot.end == t - weeks_back * kWeek ? &slot : nullptr;
+  }
+
+  size_t ring_size() const { return ring_size_; }
+  DurationMs bucket() const { return bucket_; }
+  size_t size() const { return series_.size(); }
+  const std::string& group_name(GroupId id) const { return (*group_names_)[id]; }
+  const std::string& corridor_code(CorridorId id) const { return corridors_->Code(id); }
+
+  // Writes the layout once, deletes the keys of series whose newest slot is
+  // older than the whole ring (they hold nothing a later report could use),
+  // and writes the slots each series closed since the last Flush, the
+  // newest carrying the detector state. If the Commit of that batch fails,
+  // Restore before going on.
+  void Flush(StateWriteBatch* batch) {
+    if (!layout_persisted_) {
+      batch->Put(names_.ns, kLayoutKey, Layout());
+      layout_persisted_ = true;
+    }
+    std::vector<Series*> expired;
+    for (auto& [packed, s] : series_) {
+      if (s.last_end != kMinTimestamp && newest_end_ - s.last_end > span()) expired.push_back(&s);
+    }
+    for (Series* s : expired) Erase(s);
+    for (const std::string& key : deleted_keys_) batch->Delete(names_.ns, key);
+    deleted_keys_.clear();
+
+    SlotProto proto;
+    std::string key;
+    for (auto& [packed, s] : series_) {
+      if (s.last_end == kMinTimestamp || s.last_end <= s.flushed_end) continue;
+      // The slots closed since the last Flush end in (flushed_end, last_end];
+      // a slot holding another end was not written.
+      const size_t steps =
+          s.flushed_end == kMinTimestamp
+              ? ring_size_
+              : static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(ring_size_),
+                                                      (s.last_end - s.flushed_end) / bucket_));
+      const std::string prefix = SeriesPrefix(s.key);
+      for (size_t i = 0; i < steps; ++i) {
+        const TimestampMs end = s.last_end - static_cast<TimestampMs>(i) * bucket_;
+        const size_t index = SlotIndex(end);
+        if (s.ring[index].end != end) continue;
+        proto.Clear();
+        s.SaveSlot(s.ring[index], /*newest=*/i == 0, &proto);
+        key = prefix;
+        AppendSlotIndex(static_cast<uint32_t>(index), &key);
+        batch->Put(names_.ns, key, proto.SerializeAsString());
+      }
+      s.flushed_end = s.last_end;
+    }
+  }
+
+  // Replaces the table with the committed state. `init` prepares each
+  // series as For() does.
+  template <typename Init>
+  Status Restore(const StateView& state, Init&& init) {
+    Status status = RestoreFrom(state, init);
+    if (!status.ok()) Clear();  // nothing half-loaded stays behind
+    return status;
+  }
+
+ private:
+  static constexpr std::string_view kLayoutKey = "layout";
+  static constexpr DurationMs kWeek = 7 * kMsPerDay;
+  static constexpr size_t kMaxGroupIds = kMaxGroups + 1;  // + unclassified
+
+  static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
+  static size_t Index(SeriesKey k) { return size_t{k.corridor} * kMaxGroupIds + k.group; }
+  static void AppendSlotIndex(uint32_t index, std::string* key) {
+    for (int shift = 24; shift >= 0; shift -= 8) key->push_back(static_cast<char>((index >> shift) & 0xff));
+  }
+
+  DurationMs span() const { return kWeek * baseline_weeks_; }
+  // "bucket=1h window=24h baseline_weeks=4"
+  std::string Layout() const {
+    return "bucket=" + FormatDuration(bucket_) + " window=" + FormatDuration(window_) +
+           " baseline_weeks=" + std::to_string(baseline_weeks_);
+  }
+  std::string SeriesPrefix(SeriesKey key) const {
+    std::string prefix = group_name(key.group);
+    prefix.push_back('\0');
+    prefix += corridor_code(key.corridor);
+    prefix.push_back('\0');
+    return prefix;
+  }
+  // Drops a series, deleting every key it may have in the store (deleting
+  // one that is not there is harmless).
+  void Erase(Series* s) {
+    const std::string prefix = SeriesPrefix(s->key);
+    for (size_t i = 0; i < s->ring.size(); ++i) {
+      if (s->ring[i].end == kMinTimestamp) continue;
+      std::string key = prefix;
+      AppendSlotIndex(static_cast<uint32_t>(i), &key);
+      deleted_keys_.push_back(std::move(key));
+    }
+    const SeriesKey key = s->key;
+    index_[Index(key)] = nullptr;
+    series_.erase(Pack(key));
+  }
+  void Clear() {
+    series_.clear();
+    index_.clear();
+    deleted_keys_.clear();
+    newest_end_ = kMinTimestamp;
+    layout_persisted_ = false;
+  }
+
+  template <typename Init>
+  Status RestoreFrom(const StateView& state, Init& init) {
+    Clear();
+    const std::string& ns = names_.ns;
+    SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> layout, state.Get(ns, kLayoutKey));
+    if (layout && *layout != Layout()) {
+      return FailedPreconditionError(ns + " state was built with " + *layout + ", not " + Layout() +
+                                     "; use the same window.bucket, " + names_.window_key + " and " + ns +
+                                     ".baseline_weeks, or an empty state directory");
+    }
+    layout_persisted_ = layout.has_value();
+
+    Status error;
+    std::unordered_set<const Series*> newest_has_state;
+    SlotProto proto;
+    SHORTFALL_RETURN_IF_ERROR(state.Scan(ns, "", [&](std::string_view key, std::string_view value) {
+      if (key == kLayoutKey) return true;
+      if (!layout) {
+        error = DataLossError(ns + " state: slots without a layout");
+        return false;
+      }
+      const size_t g_end = key.find('\0');
+      const size_t c_end = g_end == std::string_view::npos ? g_end : key.find('\0', g_end + 1);
+      if (c_end == std::string_view::npos || key.size() != c_end + 5) {
+        error = DataLossError(ns + " state: malformed key");
+        return false;
+      }
+      const std::string_view group = key.substr(0, g_end);
+      const auto gid = std::find(group_names_->begin(), group_names_->end(), group);
+      if (gid == group_names_->end()) {
+        error = FailedPreconditionError(ns + " state names group '" + std::string(group) +
+                                        "' that the catalog does not have; restore with the catalog the state "
+                                        "was built with, or start from an empty state directory");
+        return false;
+      }
+      const std::optional<CorridorId> corridor = corridors_->InternCode(key.substr(g_end + 1, c_end - g_end - 1));
+      if (!corridor) {
+        error = DataLossError(ns + " state: malformed corridor in key");
+        return false;
+      }
+      uint32_t index = 0;
+      for (char c : key.substr(c_end + 1)) index = (index << 8) | static_cast<uint8_t>(c);
+      if (!proto.ParseFromArray(value.data(), static_cast<int>(value.size())) || index >= ring_size_ ||
+          AlignDown(proto.bucket_end_ms(), bucket_) != proto.bucket_end_ms() ||
+          SlotIndex(proto.bucket_end_ms()) != index) {
+        error = DataLossError(ns + " state: malformed slot");
+        return false;
+      }
+      Series& s = For(SeriesKey{static_cast<GroupId>(gid - group_names_->begin()), *corridor}, init);
+      if (!s.watched()) {  // switched off since: its state goes
+        deleted_keys_.emplace_back(key);
+        return true;
+      }
+      if (s.ring.empty()) s.ring.resize(ring_size_);
+      s.LoadSlot(index, proto);
+      if (s.last_end == kMinTimestamp || proto.bucket_end_ms() > s.last_end) {
+        s.last_end = proto.bucket_end_ms();
+        if (s.LoadState(proto)) {
+          newest_has_state.insert(&s);
+        } else {
+          newest_has_state.erase(&s);
+        }
+      }
+      return true;
+    }));
+    SHORTFALL_RETURN_IF_ERROR(error);
+    for (auto& [packed, s] : series_) {
+      if (s.last_end == kMinTimestamp) continue;
+      if (!newest_has_state.contains(&s)) {
+        return DataLossError(ns + " state: the newest slot of " + group_name(s.key.group) + " " +
+                             corridor_code(s.key.corridor) + " has no detector state");
+      }
+      s.flushed_end = s.last_end;
+      newest_end_ = std::max(newest_end_, s.last_end);
+    }
+    return OkStatus();
+  }
+
+  const Names names_;
+  const DurationMs bucket_;
+  const int baseline_weeks_;
+  const DurationMs window_;
+  const size_t slots_per_week_;
+  const size_t ring_size_;
+  const std::vector<std::string>* group_names_;
+  CorridorTable* corridors_;
+  std::unordered_map<uint64_t, Series> series_;  // owns the series; node addresses are stable
+  std::vector<Series*> index_;                   // by corridor id * kMaxGroupIds + group id
+  TimestampMs newest_end_ = kMinTimestamp;       // newest bucket end of any series
+  bool layout_persisted_ = false;
+  std::vector<std::string> deleted_keys_;  // state keys to delete on Flush
+};
+
+}  // namespace shortfall::operators
+
+#endif  // SHORTFALL_OPERATORS_SEASONAL_SERIES_H_
