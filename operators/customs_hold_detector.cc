@@ -26,29 +26,7 @@ std::string Num(double x) {
 }  // namespace
 
 Status CustomsHoldOptions::Validate(const WindowOptions& windows) const {
-  SHORTFALL_RETURN_IF_ERROR(windows.Validate());
-  if (std::find(windows.rolling.begin(), windows.rolling.end(), window) == windows.rolling.end()) {
-    std::string list;
-    for (DurationMs w : windows.rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
-    return InvalidArgumentError("customs_hold.window: " + FormatDuration(window) +
-                                " is not one of the rolling windows (" + list + ")");
-  }
-  if (baseline_weeks < 1 || baseline_weeks > kMaxBaselineWeeks) {
-    return InvalidArgumentError("customs_hold.baseline_weeks: " + std::to_string(baseline_weeks) +
-                                " (want 1 to " + std::to_string(kMaxBaselineWeeks) + ")");
-  }
-  const int64_t slots = kWeek / windows.bucket * baseline_weeks;
-  if (slots > kMaxBaselineSlots) {
-    return InvalidArgumentError(
-        "customs_hold.baseline_weeks: " + std::to_string(baseline_weeks) + " weeks of " +
-        FormatDuration(windows.bucket) + " buckets are " + std::to_string(slots) +
-        " slots per series, more than " + std::to_string(kMaxBaselineSlots) +
-        " (use fewer weeks or a longer window.bucket)");
-  }
-  if (min_history_weeks < 1 || min_history_weeks > baseline_weeks) {
-    return InvalidArgumentError("customs_hold.min_history_weeks: " + std::to_string(min_history_weeks) +
-                                " (want 1 to baseline_weeks, " + std::to_string(baseline_weeks) + ")");
-  }
+  SHORTFALL_RETURN_IF_ERROR(ValidateSeasonalRing("customs_hold", window, baseline_weeks, min_history_weeks, windows));
   if (!std::isfinite(min_filings) || min_filings < 0) {
     return InvalidArgumentError("customs_hold.min_filings: " + Num(min_filings) + " (want >= 0)");
   }

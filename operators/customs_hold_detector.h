@@ -130,7 +130,6 @@
 #include "operators/seasonal_series.h"
 #include "operators/state_store.h"
 #include "operators/volume_aggregator.h"
-#include "operators/volume_drop_detector.h"  // kMaxBaselineWeeks, kMaxBaselineSlots
 
 namespace shortfall::internal {
 class CustomsHoldSlotState;

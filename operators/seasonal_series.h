@@ -47,6 +47,44 @@
 
 namespace shortfall::operators {
 
+// Most weeks of history a seasonal baseline may keep.
+inline constexpr int kMaxBaselineWeeks = 12;
+// Bound on (7 d / bucket) x baseline_weeks: slots per series.
+inline constexpr int64_t kMaxBaselineSlots = 8192;
+
+// The ring settings every seasonal detector has, checked alike: `window` is
+// one of windows.rolling; baseline_weeks is 1 to kMaxBaselineWeeks and its
+// weeks of buckets fit in kMaxBaselineSlots; min_history_weeks is 1 to
+// baseline_weeks. Errors name "<prefix>.<field>" ("volume_drop.window: 12h is
+// not one of the rolling windows (24h, 7d)"), or are windows.Validate()'s.
+inline Status ValidateSeasonalRing(std::string_view prefix, DurationMs window, int baseline_weeks,
+                                   int min_history_weeks, const WindowOptions& windows) {
+  SHORTFALL_RETURN_IF_ERROR(windows.Validate());
+  const std::string p(prefix);
+  if (std::find(windows.rolling.begin(), windows.rolling.end(), window) == windows.rolling.end()) {
+    std::string list;
+    for (DurationMs w : windows.rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
+    return InvalidArgumentError(p + ".window: " + FormatDuration(window) + " is not one of the rolling windows (" +
+                                list + ")");
+  }
+  if (baseline_weeks < 1 || baseline_weeks > kMaxBaselineWeeks) {
+    return InvalidArgumentError(p + ".baseline_weeks: " + std::to_string(baseline_weeks) + " (want 1 to " +
+                                std::to_string(kMaxBaselineWeeks) + ")");
+  }
+  const int64_t slots = 7 * kMsPerDay / windows.bucket * baseline_weeks;
+  if (slots > kMaxBaselineSlots) {
+    return InvalidArgumentError(p + ".baseline_weeks: " + std::to_string(baseline_weeks) + " weeks of " +
+                                FormatDuration(windows.bucket) + " buckets are " + std::to_string(slots) +
+                                " slots per series, more than " + std::to_string(kMaxBaselineSlots) +
+                                " (use fewer weeks or a longer window.bucket)");
+  }
+  if (min_history_weeks < 1 || min_history_weeks > baseline_weeks) {
+    return InvalidArgumentError(p + ".min_history_weeks: " + std::to_string(min_history_weeks) +
+                                " (want 1 to baseline_weeks, " + std::to_string(baseline_weeks) + ")");
+  }
+  return OkStatus();
+}
+
 template <typename Series, typename SlotProto>
 class SeasonalSeriesTable {
  public:

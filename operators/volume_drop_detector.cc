@@ -35,29 +35,7 @@ double MedianOf(std::array<double, N>& values, int n) {
 }  // namespace
 
 Status VolumeDropOptions::Validate(const WindowOptions& windows) const {
-  SHORTFALL_RETURN_IF_ERROR(windows.Validate());
-  if (std::find(windows.rolling.begin(), windows.rolling.end(), window) == windows.rolling.end()) {
-    std::string list;
-    for (DurationMs w : windows.rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
-    return InvalidArgumentError("volume_drop.window: " + FormatDuration(window) +
-                                " is not one of the rolling windows (" + list + ")");
-  }
-  if (baseline_weeks < 1 || baseline_weeks > kMaxBaselineWeeks) {
-    return InvalidArgumentError("volume_drop.baseline_weeks: " + std::to_string(baseline_weeks) +
-                                " (want 1 to " + std::to_string(kMaxBaselineWeeks) + ")");
-  }
-  const int64_t slots = kWeek / windows.bucket * baseline_weeks;
-  if (slots > kMaxBaselineSlots) {
-    return InvalidArgumentError(
-        "volume_drop.baseline_weeks: " + std::to_string(baseline_weeks) + " weeks of " +
-        FormatDuration(windows.bucket) + " buckets are " + std::to_string(slots) +
-        " slots per series, more than " + std::to_string(kMaxBaselineSlots) +
-        " (use fewer weeks or a longer window.bucket)");
-  }
-  if (min_history_weeks < 1 || min_history_weeks > baseline_weeks) {
-    return InvalidArgumentError("volume_drop.min_history_weeks: " + std::to_string(min_history_weeks) +
-                                " (want 1 to baseline_weeks, " + std::to_string(baseline_weeks) + ")");
-  }
+  SHORTFALL_RETURN_IF_ERROR(ValidateSeasonalRing("volume_drop", window, baseline_weeks, min_history_weeks, windows));
   if (!std::isfinite(min_expected_shipments) || min_expected_shipments < 0) {
     return InvalidArgumentError("volume_drop.min_expected_shipments: " + Num(min_expected_shipments) +
                                 " (want >= 0)");

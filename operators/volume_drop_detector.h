@@ -125,10 +125,6 @@ class VolumeDropSlotState;
 
 namespace shortfall::operators {
 
-inline constexpr int kMaxBaselineWeeks = 12;
-// Bound on (7 d / bucket) x baseline_weeks: 32 bytes each, per series.
-inline constexpr int64_t kMaxBaselineSlots = 8192;
-
 struct VolumeDropOptions {
   // Whether series are watched at all. Default on; an override can switch
   // single groups or corridors off (or on, when this is off).
