@@ -31,6 +31,7 @@ enum class StatusCode {
   kOutOfRange,
   kDataLoss,            // stored data is corrupt or truncated
   kUnavailable,         // transient: retry may succeed (broker down, disk busy)
+  kAborted,             // the operation was rolled back (an aborted transaction); redo it
   kInternal,            // a bug
 };
 
@@ -69,6 +70,7 @@ Status FailedPreconditionError(std::string message);
 Status OutOfRangeError(std::string message);
 Status DataLossError(std::string message);
 Status UnavailableError(std::string message);
+Status AbortedError(std::string message);
 Status InternalError(std::string message);
 
 namespace internal {

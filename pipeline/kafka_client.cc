@@ -183,6 +183,7 @@ class KafkaProducer::Callbacks final : public RdKafka::DeliveryReportCb, public 
   void dr_cb(RdKafka::Message& message) override {
     if (message.err() == RdKafka::ERR_NO_ERROR) {
       owner_->delivered_.fetch_add(1, std::memory_order_relaxed);
+      if (!owner_->tracked_topics_.empty()) Track(message);
       return;
     }
     owner_->failed_.fetch_add(1, std::memory_order_relaxed);
@@ -204,6 +205,14 @@ class KafkaProducer::Callbacks final : public RdKafka::DeliveryReportCb, public 
       default:
         break;
     }
+  }
+
+  void Track(RdKafka::Message& message) {
+    const std::string topic = message.topic_name();
+    const auto& tracked = owner_->tracked_topics_;
+    if (std::find(tracked.begin(), tracked.end(), topic) == tracked.end()) return;
+    int64_t& offset = owner_->delivered_offsets_[{topic, message.partition()}];
+    offset = std::max(offset, message.offset());
   }
 
   KafkaProducer* owner_;
@@ -324,6 +333,57 @@ Status KafkaProducer::Flush(DurationMs timeout) {
   return result;
 }
 
+int64_t KafkaProducer::DeliveredOffset(const std::string& topic, int32_t partition) const {
+  auto it = delivered_offsets_.find({topic, partition});
+  return it == delivered_offsets_.end() ? -1 : it->second;
+}
+
+Status KafkaProducer::TransactionStatus(RdKafka::Error* raw, std::string_view call) {
+  std::unique_ptr<RdKafka::Error> error(raw);
+  if (error == nullptr) return OkStatus();
+  std::string message = std::string(call) + ": " + error->name() + ": " + error->str();
+  if (error->is_fatal()) {
+    return FailedPreconditionError(message + " (fatal: the producer must be recreated)");
+  }
+  if (error->txn_requires_abort()) return AbortedError(message + " (the transaction must be aborted)");
+  if (error->is_retriable()) return UnavailableError(message);
+  // Neither retriable nor abortable (e.g. a wrong state): treat as abortable.
+  return AbortedError(message);
+}
+
+Status KafkaProducer::InitTransactions(DurationMs timeout) {
+  return TransactionStatus(producer_->init_transactions(ClampMs(timeout)), "init_transactions");
+}
+
+Status KafkaProducer::BeginTransaction() {
+  return TransactionStatus(producer_->begin_transaction(), "begin_transaction");
+}
+
+Status KafkaProducer::SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets,
+                                               KafkaConsumer& consumer, DurationMs timeout) {
+  PartitionList list;
+  for (const TopicPartitionOffset& o : offsets) list.Add(o.topic, o.partition, o.offset);
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer.handle()->groupMetadata());
+  if (group == nullptr) return FailedPreconditionError("send_offsets_to_transaction: the consumer has no group");
+  return TransactionStatus(producer_->send_offsets_to_transaction(list.get(), group.get(), ClampMs(timeout)),
+                           "send_offsets_to_transaction");
+}
+
+Status KafkaProducer::CommitTransaction(DurationMs timeout) {
+  Status s = TransactionStatus(producer_->commit_transaction(ClampMs(timeout)), "commit_transaction");
+  // Delivery failures inside a transaction surface here, not in Flush.
+  callbacks_->failed_since_flush = 0;
+  callbacks_->first_error.clear();
+  return s;
+}
+
+Status KafkaProducer::AbortTransaction(DurationMs timeout) {
+  Status s = TransactionStatus(producer_->abort_transaction(ClampMs(timeout)), "abort_transaction");
+  callbacks_->failed_since_flush = 0;
+  callbacks_->first_error.clear();
+  return s;
+}
+
 // ---------------------------------------------------------------------------
 // KafkaConsumer
 
@@ -380,6 +440,7 @@ class KafkaConsumer::Callbacks final : public RdKafka::RebalanceCb, public RdKaf
         } else if (IsAuthError(event.err())) {
           if (fatal.empty()) fatal = ErrName(event.err()) + ": " + event.str();
         } else {
+          if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) brokers_down.store(true);
           transient_error = ErrName(event.err()) + ": " + event.str();
         }
         break;
@@ -392,6 +453,7 @@ class KafkaConsumer::Callbacks final : public RdKafka::RebalanceCb, public RdKaf
   }
 
   RebalanceListener* listener = nullptr;
+  std::atomic<bool> brokers_down{false};  // since the last ERR__ALL_BROKERS_DOWN, until a probe succeeds
   std::string fatal;            // set once; ConsumeBatch reports it
   std::string transient_error;  // latest, taken by ConsumeBatch
 };
@@ -435,6 +497,9 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const KafkaProperti
   //       requests/s per broker.
   //   fetch.min.bytes=1          answer as soon as there is anything: latency
   //       over request count (the default; named to keep it a decision).
+  //   enable.partition.eof=true  Lag() knows a read_committed partition is
+  //       read to its end even though the position stops before the last
+  //       transaction marker (ConsumeBatch skips the events).
   const KafkaProperties defaults = {
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"enable.auto.commit", "false"},
@@ -445,6 +510,7 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const KafkaProperti
       {"queued.min.messages", "20000"},
       {"fetch.wait.max.ms", "100"},
       {"fetch.min.bytes", "1"},
+      {"enable.partition.eof", "true"},
   };
   KafkaProperties all = WithDefaults(props, defaults);
   // librdkafka's KafkaConsumer needs a group.id even when it never joins a
@@ -485,7 +551,10 @@ Status KafkaConsumer::Subscribe(std::vector<std::string> topics, RebalanceListen
 Status KafkaConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
   if (closed_) return FailedPreconditionError("Assign on a closed consumer");
   PartitionList list;
-  for (const TopicPartitionOffset& p : partitions) list.Add(p.topic, p.partition, p.offset);
+  for (const TopicPartitionOffset& p : partitions) {
+    list.Add(p.topic, p.partition, p.offset);
+    end_seen_.erase({p.topic, p.partition});
+  }
   const RdKafka::ErrorCode err = consumer_->assign(list.get());
   if (err != RdKafka::ERR_NO_ERROR) return FailedPreconditionError("assign: " + ErrName(err));
   return OkStatus();
@@ -519,6 +588,7 @@ Result<size_t> KafkaConsumer::ConsumeBatch(size_t max, DurationMs timeout,
         if (appended > 0 || MsUntil(deadline) == 0) return appended;
         continue;  // woke early (a callback was served): wait out the rest
       case RdKafka::ERR__PARTITION_EOF:
+        end_seen_[{message->topic_name(), message->partition()}] = message->offset();
         continue;
       case RdKafka::ERR__FATAL: {
         std::string reason;
@@ -583,6 +653,10 @@ Result<int64_t> KafkaConsumer::Lag(const TopicPartition& partition) {
   if (err != RdKafka::ERR_NO_ERROR || high < 0) {
     return UnavailableError("lag of " + name + ": no watermark fetched yet");
   }
+  // read_committed: a transaction's commit marker sits after its last
+  // record, so the position stays one short of the high watermark; the end
+  // of partition event says the consumer has seen everything up to `high`.
+  if (auto it = end_seen_.find(partition); it != end_seen_.end() && it->second >= high) return int64_t{0};
   PartitionList list;
   list.Add(partition.topic, partition.partition);
   if (consumer_->position(list.get()) != RdKafka::ERR_NO_ERROR || list.get()[0]->offset() < 0) {
@@ -590,6 +664,16 @@ Result<int64_t> KafkaConsumer::Lag(const TopicPartition& partition) {
     return UnavailableError("lag of " + name + ": nothing consumed yet");
   }
   return std::max<int64_t>(0, high - list.get()[0]->offset());
+}
+
+bool KafkaConsumer::BrokersReachable(DurationMs probe_timeout) {
+  if (!callbacks_->brokers_down.load()) return true;
+  RdKafka::Metadata* raw = nullptr;
+  const RdKafka::ErrorCode err = consumer_->metadata(/*all_topics=*/false, nullptr, &raw, ClampMs(probe_timeout));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (err != RdKafka::ERR_NO_ERROR) return false;
+  callbacks_->brokers_down.store(false);
+  return true;
 }
 
 Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {

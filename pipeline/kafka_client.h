@@ -37,6 +37,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -107,6 +108,8 @@ struct OutgoingRecord {
   int64_t timestamp_ms = 0;  // record CreateTime; 0: now
 };
 
+class KafkaConsumer;
+
 // ---------------------------------------------------------------------------
 // KafkaProducer: an idempotent producer with a commit-friendly Flush.
 //
@@ -167,14 +170,44 @@ class KafkaProducer {
   void set_queue_full_timeout(DurationMs timeout) { queue_full_timeout_ = timeout; }
   DurationMs queue_full_timeout() const { return queue_full_timeout_; }
 
-  // The librdkafka handle, for what this class does not wrap (transactions:
-  // init_transactions/begin/send_offsets_to_transaction/commit). Owned here.
+  // Transactions (a producer created with transactional.id). Each call maps
+  // librdkafka's error: kUnavailable when it may be retried as is (a timeout:
+  // call it again), kAborted when the transaction must be aborted
+  // (AbortTransaction, then start over), kFailedPrecondition when the
+  // producer is fatally broken (fenced by a newer instance with the same
+  // transactional.id): destroy it and create a new one. A new producer's
+  // InitTransactions aborts whatever an older one with its id left open.
+  Status InitTransactions(DurationMs timeout);
+  Status BeginTransaction();
+  // Adds the consumer's offsets (next offset to read) to the open
+  // transaction, fenced by the group generation of `consumer` (KIP-447).
+  Status SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets, KafkaConsumer& consumer,
+                                  DurationMs timeout);
+  // Flushes, then commits. OK: every record produced in the transaction and
+  // its offsets are committed together.
+  Status CommitTransaction(DurationMs timeout);
+  Status AbortTransaction(DurationMs timeout);
+
+  // Remembers the offset of every record delivered to `topic` (any
+  // partition), for DeliveredOffset. Call before producing to it.
+  void TrackOffsets(std::string topic) { tracked_topics_.push_back(std::move(topic)); }
+  // The highest offset delivered to a tracked topic's partition since
+  // creation, or -1 when none was.
+  int64_t DeliveredOffset(const std::string& topic, int32_t partition) const;
+
+  // The librdkafka handle, for what this class does not wrap. Owned here.
   RdKafka::Producer* handle() { return producer_.get(); }
 
  private:
   class Callbacks;
   KafkaProducer();
   Status FatalStatus();
+  // Status of a transactional call's error (see InitTransactions); takes
+  // ownership of `error`, OK when it is null.
+  Status TransactionStatus(RdKafka::Error* error, std::string_view call);
+
+  std::vector<std::string> tracked_topics_;
+  std::map<std::pair<std::string, int32_t>, int64_t> delivered_offsets_;
 
   std::unique_ptr<Callbacks> callbacks_;  // outlives producer_ (declared first)
   std::unique_ptr<RdKafka::Producer> producer_;
@@ -242,6 +275,7 @@ class KafkaConsumer {
   //       librdkafka's 1000 ms backoff a fast consumer stalls ~0.7 s each
   //       time its prefetch queue drains (2.4x slower when catching up, as
   //       measured in the .cc)
+  //   enable.partition.eof=true   for Lag(); the events never reach the caller
   // Needs bootstrap.servers. Errors: kInvalidArgument naming the property.
   static Result<std::unique_ptr<KafkaConsumer>> Create(const KafkaProperties& props,
                                                        std::string group_id);
@@ -288,6 +322,11 @@ class KafkaConsumer {
   // includes transaction markers, so lag can read a little high.
   Result<int64_t> Lag(const TopicPartition& partition);
 
+  // False after librdkafka reported every broker connection down, until a
+  // metadata request (waiting at most `probe_timeout`, made only then)
+  // succeeds. For readiness.
+  bool BrokersReachable(DurationMs probe_timeout);
+
   // Stops fetching / resumes these partitions (assignment unchanged), for
   // back pressure.
   Status Pause(const std::vector<TopicPartition>& partitions);
@@ -319,6 +358,8 @@ class KafkaConsumer {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::string group_id_;
   bool closed_ = false;
+  // Offset of each partition's latest end-of-partition event (Lag).
+  std::map<TopicPartition, int64_t> end_seen_;
   uint64_t transient_errors_ = 0;
   std::string last_transient_error_;
 };

@@ -1,8 +1,11 @@
 #include "pipeline/run_command.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <thread>
 
 #include <prometheus/registry.h>
 
@@ -33,16 +36,58 @@ extern "C" void OnSignal(int) {
 
 }  // namespace
 
+namespace {
+
+// Installs OnSignal for SIGINT and SIGTERM for its lifetime.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_signals.store(0);
+    previous_int_ = std::signal(SIGINT, OnSignal);
+    previous_term_ = std::signal(SIGTERM, OnSignal);
+  }
+  ~StopSignals() {
+    g_running.store(nullptr);
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  bool requested() const { return g_signals.load() > 0; }
+  // Runs `runtime` with the signals asking it to stop.
+  Status Run(Runtime& runtime) {
+    g_running.store(&runtime);
+    if (requested()) runtime.RequestStop();  // a signal that came before
+    Status s = runtime.Run();
+    g_running.store(nullptr);
+    return s;
+  }
+
+ private:
+  void (*previous_int_)(int) = nullptr;
+  void (*previous_term_)(int) = nullptr;
+};
+
+// Waits `seconds`, or less when a stop is requested.
+void Backoff(const StopSignals& signals, int seconds) {
+  for (int i = 0; i < seconds * 10 && !signals.requested(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Failures a new Runtime can get past: the brokers unreachable, a
+// transaction aborted, a producer fenced. The new one starts from the last
+// commit (the stores, the changelogs and the group's offsets).
+bool Recoverable(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kAborted ||
+         s.code() == StatusCode::kFailedPrecondition;
+}
+
+}  // namespace
+
 Status RunUntilStopped(Runtime& runtime) {
-  g_signals.store(0);
-  g_running.store(&runtime);
-  auto previous_int = std::signal(SIGINT, OnSignal);
-  auto previous_term = std::signal(SIGTERM, OnSignal);
-  Status s = runtime.Run();
-  g_running.store(nullptr);
-  std::signal(SIGINT, previous_int);
-  std::signal(SIGTERM, previous_term);
-  return s;
+  StopSignals signals;
+  return signals.Run(runtime);
 }
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -108,23 +153,45 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   options.config = std::move(config);
   options.until_idle = flags.GetBool("until-idle");
   options.totals_csv = flags.Get("totals-csv");
-  Result<std::unique_ptr<Runtime>> runtime = Runtime::Create(std::move(options), *catalog, err);
-  if (!runtime.ok()) {
-    err << "shortfall run: " << runtime.status().ToString() << "\n";
-    const StatusCode code = runtime.status().code();
-    return code == StatusCode::kInvalidArgument || code == StatusCode::kFailedPrecondition ||
-                   code == StatusCode::kNotFound
-               ? kExitUsage
-               : kExitFailure;
+  // A runtime that fails on Kafka is replaced by a new one, which resumes
+  // from the last commit; the process ends only on a stop, when
+  // --until-idle is done, or on a failure a restart cannot fix (the
+  // configuration, a state directory that cannot be written).
+  StopSignals signals;
+  int backoff = 1;
+  for (;;) {
+    Result<std::unique_ptr<Runtime>> runtime = Runtime::Create(options, *catalog, err);
+    if (!runtime.ok()) {
+      const StatusCode code = runtime.status().code();
+      if ((code == StatusCode::kUnavailable || code == StatusCode::kAborted) && !signals.requested()) {
+        err << "shortfall run: " << runtime.status().ToString() << "; retrying in " << backoff << " s\n";
+        Backoff(signals, backoff);
+        backoff = std::min(backoff * 2, 30);
+        if (!signals.requested()) continue;
+      }
+      if (signals.requested()) return kExitOk;
+      err << "shortfall run: " << runtime.status().ToString() << "\n";
+      return code == StatusCode::kInvalidArgument || code == StatusCode::kFailedPrecondition ||
+                     code == StatusCode::kNotFound
+                 ? kExitUsage
+                 : kExitFailure;
+    }
+    backoff = 1;
+    live.store(runtime->get());
+    Status s = signals.Run(**runtime);
+    live.store(nullptr);
+    if (s.ok()) return kExitOk;
+    const bool recover = Recoverable(s) && !(*runtime)->failed_on_state() && !signals.requested();
+    runtime->reset();  // releases the state directory for the next one
+    if (!recover) {
+      err << "shortfall run: " << s.ToString() << "\n";
+      return kExitFailure;
+    }
+    err << "shortfall run: " << s.ToString() << "; starting again from the last commit in " << backoff << " s\n";
+    Backoff(signals, backoff);
+    backoff = std::min(backoff * 2, 30);
+    if (signals.requested()) return kExitOk;
   }
-  live.store(runtime->get());
-  Status s = RunUntilStopped(**runtime);
-  live.store(nullptr);
-  if (!s.ok()) {
-    err << "shortfall run: " << s.ToString() << "\n";
-    return kExitFailure;
-  }
-  return kExitOk;
 }
 
 }  // namespace shortfall::pipeline

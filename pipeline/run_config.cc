@@ -25,8 +25,6 @@ constexpr std::string_view kRedacted = "[redacted]";
 constexpr int32_t kMaxBatchSize = 1'000'000;
 constexpr size_t kMaxApplicationIdLength = 200;
 constexpr size_t kMaxTopicLength = 249;
-// librdkafka's default transaction.timeout.ms.
-constexpr DurationMs kDefaultTransactionTimeout = 60 * kMsPerSecond;
 
 // ---------------------------------------------------------------------------
 // Text helpers.
@@ -893,6 +891,10 @@ std::string RepartitionTopicName(const RunConfig& config) {
   return config.application_id + "-volumes-repartition";
 }
 
+std::string ChangelogTopicName(const RunConfig& config, std::string_view store) {
+  return config.application_id + "-" + std::string(store) + "-changelog";
+}
+
 Result<HostPort> ParseHostPort(std::string_view text) {
   const auto bad = [&](std::string_view why) {
     return InvalidArgumentError(Quote(text) + " is not host:port (" + std::string(why) + ")");
@@ -953,7 +955,8 @@ Status CheckProperties(std::string_view path, const Properties& props) {
   return OkStatus();
 }
 
-// The transaction.timeout.ms the producer will run with.
+}  // namespace
+
 DurationMs TransactionTimeout(const RunConfig& c) {
   for (const Properties* props : {&c.kafka_producer, &c.kafka_common}) {
     for (const auto& [name, value] : *props) {
@@ -963,8 +966,6 @@ DurationMs TransactionTimeout(const RunConfig& c) {
   }
   return kDefaultTransactionTimeout;
 }
-
-}  // namespace
 
 Status ValidateRunConfig(const RunConfig& c) {
   const auto error = [](std::string_view path, const std::string& what) {

@@ -79,7 +79,7 @@ struct RunConfig {
   // How often state, outputs and offsets commit. Shorter: fewer records
   // reprocessed (at-least-once) or sooner visible (exactly-once); longer:
   // fewer, bigger commits. With exactly_once it must stay below the
-  // producer's transaction.timeout.ms (librdkafka's default 60 s).
+  // producer's transaction.timeout.ms (TransactionTimeout(), 10 s by default).
   DurationMs commit_interval = 100;
   // Max records per consume batch, 1 to 1,000,000. Bigger batches amortise
   // per-batch work; smaller ones bound memory and commit latency.
@@ -157,6 +157,17 @@ std::string DescribeRunConfig(const RunConfig& config);
 // "<application_id>-volumes-repartition": the internal topic between the
 // two stages.
 std::string RepartitionTopicName(const RunConfig& config);
+
+// "<application_id>-<store>-changelog": the compacted topic holding a
+// store's state under exactly_once, one partition per task.
+std::string ChangelogTopicName(const RunConfig& config, std::string_view store);
+
+// The producer's transaction timeout under exactly_once: the coordinator
+// aborts a transaction open longer than this, and a crashed instance's open
+// transaction holds read_committed readers back at most this long. Default
+// 10 s (as Kafka Streams); kafka.producer.transaction.timeout.ms overrides.
+inline constexpr DurationMs kDefaultTransactionTimeout = 10 * kMsPerSecond;
+DurationMs TransactionTimeout(const RunConfig& config);
 
 struct HostPort {
   std::string host;  // without brackets for IPv6: "::1"

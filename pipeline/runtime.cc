@@ -1,11 +1,17 @@
 #include "pipeline/runtime.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -34,18 +40,66 @@ constexpr DurationMs kPollTimeout = 100;
 constexpr auto kMetricsEvery = std::chrono::seconds(1);
 constexpr std::string_view kAlertSchema = "shortfall.v1.ShortageAlert";
 
-// Checkpoint blob of a task's store: the next offset to read.
-std::string EncodeOffset(int64_t offset) { return "offset=" + std::to_string(offset); }
+// Checkpoint blob of a task's store. at_least_once: "offset=N", the next
+// input offset to read. exactly_once: "changelog=N", the next changelog
+// offset the store has not applied.
+constexpr std::string_view kOffsetCheckpoint = "offset=";
+constexpr std::string_view kChangelogCheckpoint = "changelog=";
 
-Result<int64_t> DecodeOffset(const std::string& blob) {
+std::string EncodeCheckpoint(std::string_view kind, int64_t offset) {
+  return std::string(kind) + std::to_string(offset);
+}
+
+// The offset of a checkpoint of `kind`; -1 for none. A checkpoint of the
+// other kind means the store was written under the other guarantee.
+Result<int64_t> DecodeCheckpoint(const std::string& blob, std::string_view kind, const std::string& dir) {
   if (blob.empty()) return int64_t{-1};
   int64_t v = 0;
-  const char* begin = blob.data() + 7;
-  auto [p, ec] = std::from_chars(begin, blob.data() + blob.size(), v);
-  if (blob.rfind("offset=", 0) != 0 || ec != std::errc() || p != blob.data() + blob.size()) {
-    return DataLossError("task checkpoint '" + blob + "' is not an offset");
+  const bool prefixed = blob.rfind(kind, 0) == 0;
+  auto [p, ec] = std::from_chars(blob.data() + (prefixed ? kind.size() : 0), blob.data() + blob.size(), v);
+  if (prefixed && ec == std::errc() && p == blob.data() + blob.size()) return v;
+  const bool other = blob.rfind(kind == kOffsetCheckpoint ? kChangelogCheckpoint : kOffsetCheckpoint, 0) == 0;
+  if (other) {
+    return FailedPreconditionError(
+        "the state in '" + dir + "' was written under processing.guarantee " +
+        (kind == kOffsetCheckpoint ? "exactly_once" : "at_least_once") +
+        " (checkpoint '" + blob + "'); run with that guarantee, or use a new application_id to switch");
   }
-  return v;
+  return DataLossError("task checkpoint '" + blob + "' in '" + dir + "' is not an offset");
+}
+
+// Changelog record key: "<namespace>/<key>" ('/' never occurs in a namespace).
+std::string ChangelogKey(const operators::StateMutation& m) { return m.ns + "/" + m.key; }
+
+// Store names: the changelog topic of each is <application_id>-<name>-changelog.
+constexpr std::string_view kVolumesStore = "volumes";
+std::string_view WatermarkStore(EventSource source) {
+  return source == EventSource::kShipments ? "shipments-watermarks" : "customs-watermarks";
+}
+
+// A DLQ record must fit the producer's message.max.bytes (librdkafka's
+// default 1,000,000): longer keys and values are cut, and a
+// shortfall.*.truncated_from header gives the original size (the source
+// headers point to the whole record in its input topic).
+constexpr size_t kMaxDeadLetterValue = 512 * 1024;
+constexpr size_t kMaxDeadLetterKey = 64 * 1024;
+
+// This instance's id: a random hex string kept in the state directory, so
+// a restart on the same state keeps its transactional.id (and so fences
+// and aborts what its previous run left open).
+Result<std::string> InstanceId(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / "instance.id";
+  std::string id;
+  if (std::ifstream in(file); in && std::getline(in, id) && !id.empty()) return id;
+  std::random_device random;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%08x%08x", random(), random());
+  id = hex;
+  std::ofstream out(file, std::ios::trunc);
+  out << id << "\n";
+  out.close();
+  if (!out) return UnavailableError("cannot write '" + file.string() + "'");
+  return id;
 }
 
 // A copy: a Header owns its value, and get_last returns it by value.
@@ -91,6 +145,7 @@ struct Runtime::StageOneTask {
         buffer(config.pipeline.window.bucket) {}
   EventSource source;
   std::unique_ptr<RocksDbStateStore> store;
+  int64_t committed_offset = -1;  // the offset of the last commit
   operators::CorridorTable corridors;
   operators::EventNormalizer normalizer;
   operators::WatermarkTracker watermarks;
@@ -114,6 +169,7 @@ struct Runtime::StageTwoTask {
       : aggregator(config.pipeline.window, group_names, &corridors),
         detection(config.pipeline.detection, config.pipeline.window, group_names, &corridors) {}
   std::unique_ptr<RocksDbStateStore> store;
+  int64_t committed_offset = -1;
   operators::CorridorTable corridors;
   operators::VolumeAggregator aggregator;
   operators::ShortageDetection detection;
@@ -130,6 +186,10 @@ Runtime::Runtime(RuntimeOptions options, const operators::Catalog& catalog, std:
 
 Runtime::~Runtime() {
   if (consumer_) consumer_->Close().IgnoreError();  // Run() closes; this is the error path
+  // Tasks (and their RocksDB stores) go before the lock that guards them.
+  stage_one_.clear();
+  stage_two_.clear();
+  if (state_lock_fd_ >= 0) ::close(state_lock_fd_);
 }
 
 Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
@@ -141,10 +201,6 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
       !s.ok()) {
     return InvalidArgumentError("detection." + s.message());
   }
-  if (options.config.guarantee != ProcessingGuarantee::kAtLeastOnce) {
-    return InvalidArgumentError(
-        "processing.guarantee: exactly_once is not available yet; use at_least_once");
-  }
   std::unique_ptr<Runtime> runtime(new Runtime(std::move(options), catalog, log));
   SHORTFALL_RETURN_IF_ERROR(runtime->Start());
   return runtime;
@@ -153,6 +209,22 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
 Status Runtime::Start() {
   const RunConfig& c = options_.config;
   repartition_topic_ = RepartitionTopicName(c);
+  // One process per state directory: two would share stores and, under
+  // exactly_once, a transactional.id, and fence each other.
+  const std::filesystem::path app_dir = std::filesystem::path(c.state_dir) / c.application_id;
+  std::error_code ec;
+  std::filesystem::create_directories(app_dir, ec);
+  // Failures here are not retried (FailedPrecondition): the directory needs a person.
+  if (ec) return FailedPreconditionError("state.dir: cannot create '" + app_dir.string() + "': " + ec.message());
+  const std::string lock_path = (app_dir / ".lock").string();
+  state_lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (state_lock_fd_ < 0) {
+    return FailedPreconditionError("state.dir: cannot open '" + lock_path + "': " + std::strerror(errno));
+  }
+  if (::flock(state_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return FailedPreconditionError("state.dir: '" + app_dir.string() +
+                                   "' is in use by another shortfall process; give each instance its own");
+  }
   SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<KafkaAdmin> admin,
                              KafkaAdmin::Create(ClientProperties(c, c.kafka_common)));
   // Inputs must exist: their partition counts are the sources stage two waits for.
@@ -178,7 +250,39 @@ Status Runtime::Start() {
     SHORTFALL_RETURN_IF_ERROR(
         admin->EnsureTopic(topic, c.repartition_partitions, c.replication_factor, {}, 30 * kMsPerSecond));
   }
-  SHORTFALL_ASSIGN_OR_RETURN(producer_, KafkaProducer::Create(ClientProperties(c, c.kafka_producer)));
+  KafkaProperties producer_props = ClientProperties(c, c.kafka_producer);
+  if (exactly_once()) {
+    std::vector<std::pair<std::string, int32_t>> stores = {{std::string(kVolumesStore), repartition_partitions_}};
+    for (EventSource source : {EventSource::kShipments, EventSource::kCustoms}) {
+      const auto n = std::count_if(input_partitions_.begin(), input_partitions_.end(),
+                                   [&](const auto& p) { return p.first == source; });
+      stores.emplace_back(std::string(WatermarkStore(source)), static_cast<int32_t>(n));
+    }
+    for (const auto& [store, partitions] : stores) {
+      const std::string topic = ChangelogTopicName(c, store);
+      SHORTFALL_RETURN_IF_ERROR(admin->EnsureTopic(topic, partitions, c.replication_factor,
+                                                   {{"cleanup.policy", "compact"}}, 30 * kMsPerSecond));
+    }
+    Result<std::string> instance = InstanceId(app_dir);
+    if (!instance.ok()) return FailedPreconditionError("state.dir: " + instance.status().message());
+    const std::string timeout = std::to_string(TransactionTimeout(c));
+    for (const auto& [name, value] :
+         {std::pair<std::string, std::string>{"transactional.id", c.application_id + "-" + *instance},
+          {"transaction.timeout.ms", timeout},
+          // A record not delivered within the transaction's life fails it.
+          {"message.timeout.ms", timeout}}) {
+      if (!HasProperty(producer_props, name)) producer_props.emplace_back(name, value);
+    }
+  }
+  SHORTFALL_ASSIGN_OR_RETURN(producer_, KafkaProducer::Create(producer_props));
+  if (exactly_once()) {
+    for (std::string_view store : {kVolumesStore, WatermarkStore(EventSource::kShipments),
+                                   WatermarkStore(EventSource::kCustoms)}) {
+      producer_->TrackOffsets(ChangelogTopicName(c, store));
+    }
+    // Fences an older run with this transactional.id and aborts what it left open.
+    SHORTFALL_RETURN_IF_ERROR(producer_->InitTransactions(30 * kMsPerSecond));
+  }
   SHORTFALL_ASSIGN_OR_RETURN(consumer_,
                              KafkaConsumer::Create(ClientProperties(c, c.kafka_consumer), c.application_id));
   SHORTFALL_RETURN_IF_ERROR(
@@ -189,22 +293,110 @@ Status Runtime::Start() {
   return OkStatus();
 }
 
-Status Runtime::OpenStore(const TopicPartition& tp, std::unique_ptr<RocksDbStateStore>* store,
-                          int64_t* restored_offset) {
+Status Runtime::OpenStore(const TopicPartition& tp, const TopicPartition& changelog,
+                          std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset) {
   const std::string dir = TaskDir(options_.config, tp);
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
-  SHORTFALL_ASSIGN_OR_RETURN(*store, RocksDbStateStore::Open(dir));
+  Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(dir);
+  if (!opened.ok()) return StateFailure(opened.status());
+  *store = std::move(opened).value();
   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, (*store)->LastCheckpoint());
-  SHORTFALL_ASSIGN_OR_RETURN(*restored_offset, DecodeOffset(checkpoint));
+  if (!exactly_once()) {
+    SHORTFALL_ASSIGN_OR_RETURN(*restored_offset, DecodeCheckpoint(checkpoint, kOffsetCheckpoint, dir));
+    return OkStatus();
+  }
+  // The group's offsets commit with the changelog: the task starts there.
+  *restored_offset = -1;
+  SHORTFALL_ASSIGN_OR_RETURN(int64_t applied, DecodeCheckpoint(checkpoint, kChangelogCheckpoint, dir));
+  return RestoreFromChangelog(changelog, **store, applied);
+}
+
+Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbStateStore& store, int64_t from) {
+  const RunConfig& c = options_.config;
+  if (restore_consumer_ == nullptr) {
+    SHORTFALL_ASSIGN_OR_RETURN(restore_consumer_, KafkaConsumer::Create(ClientProperties(c, c.kafka_consumer), ""));
+  }
+  int64_t low = 0;
+  int64_t high = 0;
+  const RdKafka::ErrorCode err = restore_consumer_->handle()->query_watermark_offsets(
+      changelog.topic, changelog.partition, &low, &high, 30 * kMsPerSecond);
+  const std::string name = changelog.topic + "[" + std::to_string(changelog.partition) + "]";
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return UnavailableError("restore: offsets of " + name + ": " + RdKafka::err2str(err));
+  }
+  if (from > high) {
+    return DataLossError("the store in '" + store.dir() + "' has applied " + name + " up to offset " +
+                         std::to_string(from) + " but the changelog ends at " + std::to_string(high) +
+                         " (was the topic deleted?); remove the directory to rebuild it from the changelog");
+  }
+  const int64_t start = std::max(from, low);
+  if (start >= high) return OkStatus();  // current
+  const auto began = std::chrono::steady_clock::now();
+  log_ << "shortfall run: restoring " << store.dir() << " from " << name << " offsets " << start << " to " << high
+       << "\n";
+  restoring_tasks_.fetch_add(1);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { n.fetch_sub(1); }
+  } done{restoring_tasks_};
+  SHORTFALL_RETURN_IF_ERROR(restore_consumer_->Assign({{changelog.topic, changelog.partition, start}}));
+  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  operators::StateWriteBatch writes;
+  uint64_t applied = 0;
+  for (;;) {
+    if (stop_.load()) return AbortedError("stopped while restoring " + store.dir());
+    batch.clear();
+    SHORTFALL_ASSIGN_OR_RETURN(size_t n, restore_consumer_->ConsumeBatch(10000, 200, &batch));
+    writes.Clear();
+    int64_t next = -1;
+    for (const auto& m : batch) {
+      const std::string_view key = Key(*m);
+      const size_t slash = key.find('/');
+      if (slash == std::string_view::npos || !operators::IsValidNamespace(key.substr(0, slash))) {
+        return DataLossError("restore: " + name + "@" + std::to_string(m->offset()) + " is not a state record");
+      }
+      if (m->payload() == nullptr) {
+        writes.Delete(key.substr(0, slash), key.substr(slash + 1));
+      } else {
+        writes.Put(key.substr(0, slash), key.substr(slash + 1), Value(*m));
+      }
+      next = m->offset() + 1;
+    }
+    if (next >= 0) {
+      if (Status s = store.Commit(writes, EncodeCheckpoint(kChangelogCheckpoint, next)); !s.ok()) {
+        return StateFailure(s);
+      }
+      applied += n;
+      if (options_.probe != nullptr) options_.probe->AddRestored(changelog.topic, n);
+    }
+    Result<int64_t> lag = restore_consumer_->Lag(changelog);
+    if (lag.ok() && *lag == 0) break;
+  }
+  SHORTFALL_RETURN_IF_ERROR(restore_consumer_->Assign({}));
+  stats_.restored_records += applied;
+  log_ << "shortfall run: restored " << applied << " records into " << store.dir() << " in "
+       << std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count() << " s\n";
   return OkStatus();
+}
+
+Status Runtime::StateFailure(Status s) {
+  if (!s.ok()) state_failed_ = true;
+  return s;
+}
+
+Status Runtime::Send(const OutgoingRecord& record) {
+  if (exactly_once() && !in_transaction_) {
+    SHORTFALL_RETURN_IF_ERROR(producer_->BeginTransaction());
+    in_transaction_ = true;
+  }
+  return producer_->Produce(record);
 }
 
 Status Runtime::OpenStageOne(const TopicPartition& tp) {
   const RunConfig& c = options_.config;
   const EventSource source = tp.topic == c.topics.shipments ? EventSource::kShipments : EventSource::kCustoms;
   auto task = std::make_unique<StageOneTask>(catalog_, c, source);
-  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, &task->store, &task->restored_offset));
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {ChangelogTopicName(c, WatermarkStore(source)), tp.partition}, &task->store,
+                                      &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->watermarks.Restore(*task->store));
   task->sent_watermark = task->watermarks.PartitionWatermark(PartitionKey{source, tp.partition});
   stage_one_[tp] = std::move(task);
@@ -213,7 +405,8 @@ Status Runtime::OpenStageOne(const TopicPartition& tp) {
 
 Status Runtime::OpenStageTwo(const TopicPartition& tp) {
   auto task = std::make_unique<StageTwoTask>(options_.config, operators::CountedGroupNames(catalog_));
-  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, &task->store, &task->restored_offset));
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {ChangelogTopicName(options_.config, kVolumesStore), tp.partition},
+                                      &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->detection.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
@@ -223,7 +416,8 @@ Status Runtime::OpenStageTwo(const TopicPartition& tp) {
 }
 
 int64_t Runtime::StartOffset(const TopicPartition& tp) {
-  if (tp.topic != repartition_topic_) return kOffsetStored;
+  // exactly_once: the group's offsets commit with the changelog.
+  if (tp.topic != repartition_topic_ || exactly_once()) return kOffsetStored;
   if (!stage_two_.count(tp)) {
     Status s = OpenStageTwo(tp);
     if (!s.ok()) {
@@ -247,9 +441,13 @@ void Runtime::OnAssigned(const std::vector<TopicPartition>& partitions) {
 }
 
 void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
-  if (!lost) {
+  if (lost && exactly_once() && callback_error_.ok()) {
+    // The open transaction holds work of the lost tasks; it must not commit.
+    callback_error_ = AbortedError("partitions lost (session timeout?); the open transaction is abandoned");
+  }
+  if (!lost && callback_error_.ok()) {
     Status s = Commit(&partitions);
-    if (!s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("committing revoked partitions");
+    if (!s.ok()) callback_error_ = s.WithContext("committing revoked partitions");
   }
   for (const TopicPartition& tp : partitions) {
     if (options_.probe != nullptr) {
@@ -274,6 +472,14 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
   r.topic = options_.config.topics.dlq;
   r.key = Key(message);
   r.value = Value(message);
+  if (r.key.size() > kMaxDeadLetterKey) {
+    r.headers.emplace_back("shortfall.key.truncated_from", std::to_string(r.key.size()));
+    r.key = r.key.substr(0, kMaxDeadLetterKey);
+  }
+  if (r.value.size() > kMaxDeadLetterValue) {
+    r.headers.emplace_back("shortfall.value.truncated_from", std::to_string(r.value.size()));
+    r.value = r.value.substr(0, kMaxDeadLetterValue);
+  }
   if (RdKafka::Headers* headers = message.headers()) {
     for (const RdKafka::Headers::Header& h : headers->get_all()) {
       r.headers.emplace_back(h.key(), std::string(static_cast<const char*>(h.value()), h.value_size()));
@@ -284,7 +490,7 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
   r.headers.emplace_back("shortfall.source.topic", message.topic_name());
   r.headers.emplace_back("shortfall.source.partition", std::to_string(message.partition()));
   r.headers.emplace_back("shortfall.source.offset", std::to_string(message.offset()));
-  return producer_->Produce(r);
+  return Send(r);
 }
 
 Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
@@ -365,7 +571,7 @@ Status Runtime::Detect(StageTwoTask& task) {
     alert.SerializeToString(&alert_bytes_);
     // The alert id as key: every record of one alert lands on one partition,
     // in order, and a compacted topic keeps each alert's latest state.
-    SHORTFALL_RETURN_IF_ERROR(producer_->Produce(
+    SHORTFALL_RETURN_IF_ERROR(Send(
         {.topic = topics.alerts,
          .key = alert.alert_id(),
          .value = alert_bytes_,
@@ -373,7 +579,7 @@ Status Runtime::Detect(StageTwoTask& task) {
                      {"shortfall.schema", std::string(kAlertSchema)}}}));
     if (!topics.alerts_json.empty()) {
       SHORTFALL_ASSIGN_OR_RETURN(std::string json, FormatAlertJson(alert));
-      SHORTFALL_RETURN_IF_ERROR(producer_->Produce(
+      SHORTFALL_RETURN_IF_ERROR(Send(
           {.topic = topics.alerts_json,
            .key = alert.alert_id(),
            .value = json,
@@ -406,6 +612,8 @@ Status Runtime::Process(RdKafka::Message& message) {
 }
 
 Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush_timeout) {
+  // exactly_once commits every task: one transaction holds all their outputs.
+  if (exactly_once()) only = nullptr;
   const auto selected = [&](const TopicPartition& tp) {
     return only == nullptr || std::find(only->begin(), only->end(), tp) != only->end();
   };
@@ -432,7 +640,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
       operators::ToState(e.volume, c->mutable_volume());
       record.SerializeToString(&bytes);
       // Keyed by group: all series of a group meet in one stage-two task (docs/runtime.md).
-      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .key = c->group(), .value = bytes}));
+      SHORTFALL_RETURN_IF_ERROR(Send({.topic = repartition_topic_, .key = c->group(), .value = bytes}));
       ++stats_.repartition_records;
     }
     Result<int64_t> lag = consumer_->Lag(tp);
@@ -458,35 +666,41 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
     record.set_source_idle(idle);
     record.SerializeToString(&bytes);
     for (int32_t p = 0; p < repartition_partitions_; ++p) {
-      SHORTFALL_RETURN_IF_ERROR(producer_->Produce({.topic = repartition_topic_, .partition = p, .value = bytes}));
+      SHORTFALL_RETURN_IF_ERROR(Send({.topic = repartition_topic_, .partition = p, .value = bytes}));
     }
     stats_.watermark_records += static_cast<uint64_t>(repartition_partitions_);
   }
-  // 2. Every output acknowledged before anything commits.
-  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(flush_timeout).WithContext("delivering outputs"));
-  // 3. Task state with its offset, then the offsets to the group.
-  std::vector<TopicPartitionOffset> offsets;
-  operators::StateWriteBatch batch;
+  // 2. Each task's state changes since its last commit, with its offset.
+  //    A task with neither is left alone (its store is not written).
+  std::vector<PendingCommit> pending;
+  const auto collect = [&](const TopicPartition& tp, RocksDbStateStore* store, int64_t next_offset,
+                           int64_t* committed, std::string_view store_name) -> PendingCommit* {
+    if (!selected(tp) || next_offset < 0) return nullptr;
+    PendingCommit& p = pending.emplace_back();
+    p.tp = tp;
+    p.store = store;
+    p.offset = next_offset;
+    p.committed = committed;
+    p.changelog = ChangelogTopicName(options_.config, store_name);
+    return &p;
+  };
   for (auto& [tp, task] : stage_one_) {
-    if (!selected(tp) || task->next_offset < 0) continue;
-    batch.Clear();
-    task->watermarks.Flush(&batch);
-    SHORTFALL_RETURN_IF_ERROR(task->store->Commit(batch, EncodeOffset(task->next_offset)));
-    offsets.push_back({tp.topic, tp.partition, task->next_offset});
+    if (PendingCommit* p = collect(tp, task->store.get(), task->next_offset, &task->committed_offset,
+                                   WatermarkStore(task->source))) {
+      task->watermarks.Flush(&p->batch);
+    }
   }
   for (auto& [tp, task] : stage_two_) {
-    if (!selected(tp) || task->next_offset < 0) continue;
-    batch.Clear();
-    task->aggregator.Flush(&batch);
-    task->detection.Flush(&batch);
-    task->sources.Flush(&batch);
-    SHORTFALL_RETURN_IF_ERROR(task->store->Commit(batch, EncodeOffset(task->next_offset)));
-    offsets.push_back({tp.topic, tp.partition, task->next_offset});
+    if (PendingCommit* p = collect(tp, task->store.get(), task->next_offset, &task->committed_offset, kVolumesStore)) {
+      task->aggregator.Flush(&p->batch);
+      task->detection.Flush(&p->batch);
+      task->sources.Flush(&p->batch);
+    }
   }
-  Status committed = consumer_->CommitSync(offsets);
-  if (!committed.ok() && committed.code() != StatusCode::kFailedPrecondition) return committed;
-  // kFailedPrecondition: the group moved on; the stores hold the offsets, and
-  // the next owner starts from the group's older offset (at_least_once).
+  std::erase_if(pending, [](const PendingCommit& p) { return p.batch.empty() && p.offset == *p.committed; });
+  SHORTFALL_RETURN_IF_ERROR(exactly_once() ? CommitTransaction(pending, flush_timeout)
+                                           : CommitAtLeastOnce(pending, flush_timeout));
+  for (PendingCommit& p : pending) *p.committed = p.offset;
   ++stats_.commits;
   const TimestampMs now_ms = SystemClock().NowMs();
   for (auto& [tp, task] : stage_one_) {
@@ -506,6 +720,94 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
   }
   uncommitted_alerts_.clear();
   return OkStatus();
+}
+
+Status Runtime::CommitAtLeastOnce(std::vector<PendingCommit>& pending, DurationMs flush_timeout) {
+  // Every output acknowledged before anything commits; then task state with
+  // its offset; then the offsets to the group.
+  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(flush_timeout).WithContext("delivering outputs"));
+  std::vector<TopicPartitionOffset> offsets;
+  for (PendingCommit& p : pending) {
+    SHORTFALL_RETURN_IF_ERROR(StateFailure(p.store->Commit(p.batch, EncodeCheckpoint(kOffsetCheckpoint, p.offset))));
+    offsets.push_back({p.tp.topic, p.tp.partition, p.offset});
+  }
+  Status committed = consumer_->CommitSync(offsets);
+  // kFailedPrecondition: the group moved on; the stores hold the offsets, and
+  // the next owner starts from the group's older offset (at_least_once).
+  if (!committed.ok() && committed.code() != StatusCode::kFailedPrecondition) return committed;
+  return OkStatus();
+}
+
+Status Runtime::CommitTransaction(std::vector<PendingCommit>& pending, DurationMs flush_timeout) {
+  // Outputs are in the open transaction already; add every state change as
+  // a changelog record, on the task's partition, and the input offsets.
+  std::vector<TopicPartitionOffset> offsets;
+  for (const PendingCommit& p : pending) {
+    for (const operators::StateMutation& m : p.batch.mutations()) {
+      const std::string key = ChangelogKey(m);
+      SHORTFALL_RETURN_IF_ERROR(Send({.topic = p.changelog,
+                                      .partition = p.tp.partition,
+                                      .key = key,
+                                      .value = m.value ? std::string_view(*m.value) : std::string_view()}));
+    }
+    if (p.offset != *p.committed) offsets.push_back({p.tp.topic, p.tp.partition, p.offset});
+  }
+  if (!in_transaction_) {
+    if (offsets.empty()) return OkStatus();  // nothing to commit
+    SHORTFALL_RETURN_IF_ERROR(producer_->BeginTransaction());
+    in_transaction_ = true;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(flush_timeout);
+  Status s;
+  if (!offsets.empty()) {
+    s = RetryUnavailable([&](DurationMs wait) { return producer_->SendOffsetsToTransaction(offsets, *consumer_, wait); },
+                         deadline);
+  }
+  if (s.ok()) s = RetryUnavailable([&](DurationMs wait) { return producer_->CommitTransaction(wait); }, deadline);
+  if (!s.ok()) {
+    // Not committed: nothing of it will be seen (read_committed), and the
+    // caller starts over from the stores and the group's offsets.
+    if (s.code() != StatusCode::kFailedPrecondition) producer_->AbortTransaction(5 * kMsPerSecond).IgnoreError();
+    in_transaction_ = false;
+    return s.WithContext("committing the transaction");
+  }
+  in_transaction_ = false;
+  ++stats_.transactions;
+  // Committed: the stores follow, each recording the changelog offset it
+  // now reflects. A crash before this point leaves a store behind its
+  // changelog, and the next open catches up from it.
+  for (PendingCommit& p : pending) {
+    if (p.batch.empty()) continue;
+    const int64_t last = producer_->DeliveredOffset(p.changelog, p.tp.partition);
+    SHORTFALL_RETURN_IF_ERROR(
+        StateFailure(p.store->Commit(p.batch, EncodeCheckpoint(kChangelogCheckpoint, last + 1))));
+  }
+  return OkStatus();
+}
+
+Status Runtime::RetryUnavailable(const std::function<Status(DurationMs)>& step,
+                                 std::chrono::steady_clock::time_point deadline) {
+  std::optional<std::chrono::steady_clock::time_point> stalled_since;
+  for (;;) {
+    Status s = step(kMsPerSecond);
+    const auto now = std::chrono::steady_clock::now();
+    if (s.code() != StatusCode::kUnavailable) {
+      if (stalled_since) {
+        log_ << "shortfall run: commit went through after waiting "
+             << std::chrono::duration<double>(now - *stalled_since).count() << " s\n";
+      }
+      commit_stalled_.store(false);
+      return s;
+    }
+    if (!stalled_since) {
+      stalled_since = now;
+      log_ << "shortfall run: commit waiting for the brokers: " << s.message() << "\n";
+    }
+    commit_stalled_.store(true);
+    // While running, wait as long as the transaction lives (the coordinator
+    // aborts it at transaction.timeout.ms); a stop waits until `deadline`.
+    if (stop_.load() && now >= deadline) return s;
+  }
 }
 
 Result<bool> Runtime::CaughtUp() {
@@ -545,6 +847,9 @@ Status Runtime::WriteTotals() {
 std::pair<bool, std::string> Runtime::Readiness() const {
   if (!running_.load()) return {false, "not running"};
   if (assigned_tasks_.load() == 0) return {false, "no partitions assigned yet"};
+  if (const int n = restoring_tasks_.load(); n > 0) return {false, "restoring state from the changelog"};
+  if (brokers_down_.load()) return {false, "Kafka brokers unreachable"};
+  if (commit_stalled_.load()) return {false, "commit waiting for the Kafka brokers"};
   return {true, ""};
 }
 
@@ -686,6 +991,7 @@ Status Runtime::Run() {
       uncommitted_ = false;
     }
     if (now - last_publish_ >= kMetricsEvery) {
+      brokers_down_.store(!consumer_->BrokersReachable(500));
       PublishMetrics();
       last_publish_ = now;
     }
@@ -707,7 +1013,9 @@ Status Runtime::Run() {
        << stats_.invalid << " invalid, " << stats_.late << " late), " << stats_.repartition_records
        << " repartition records sent, " << stats_.contributions << " applied ("
        << stats_.late_after_repartition << " too late for their window), " << stats_.alerts << " alert records, "
-       << stats_.commits << " commits\n";
+       << stats_.commits << " commits";
+  if (exactly_once()) log_ << " (" << stats_.transactions << " transactions, " << stats_.restored_records << " state records restored)";
+  log_ << "\n";
   Status closed = consumer_->Close();
   return result.ok() ? closed : result;
 }

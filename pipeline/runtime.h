@@ -1,4 +1,5 @@
-// Runtime: `shortfall run` — the operator core on Kafka, at_least_once.
+// Runtime: `shortfall run` — the operator core on Kafka, at_least_once or
+// exactly_once.
 //
 // One consumer in the group <application_id> reads the two input topics and
 // the repartition topic; each assigned partition is a task with its own
@@ -9,16 +10,26 @@
 // run the detectors over each closed window and send the alert records
 // (AlertLifecycle) to the alert topic, keyed by alert id, and to its JSON
 // mirror when one is configured.
-// docs/runtime.md describes the protocol and the commit order: outputs are
-// flushed, then task state and offsets commit to the task's store, then the
-// offsets commit to the group. A crash replays input since the last commit
-// (duplicates possible, nothing lost).
+// docs/runtime.md describes the protocol and the commit order.
+// at_least_once: outputs are flushed, then task state and offsets commit to
+// the task's store, then the offsets commit to the group; a crash replays
+// input since the last commit (duplicates possible, nothing lost).
+// exactly_once: one Kafka transaction per commit holds the outputs, every
+// state change (as records of the store's compacted changelog topic) and
+// the input offsets; the RocksDB stores are written after it commits and
+// remember the changelog offset they reflect, so a store that is behind or
+// missing (another machine, an empty disk) catches up from the changelog
+// before its task reads input.
 //
 // Thread-safety: Run() on one thread; RequestStop() from any thread or a
 // signal handler (it only sets an atomic flag).
 // Failure: configuration and topic problems fail Create(); a delivery that
-// fails for good, a store that cannot commit, or a fatal consumer error end
-// Run() with the error, without committing past what was stored.
+// fails for good, an aborted transaction, a store that cannot commit, or a
+// fatal consumer error end Run() with the error, without committing past
+// what was stored. failed_on_state() tells a state-store failure (disk full:
+// a new Runtime would fail again) from a Kafka one (a new Runtime, which
+// restores from the stores and changelogs, resumes exactly where the last
+// commit left off).
 #ifndef SHORTFALL_PIPELINE_RUNTIME_H_
 #define SHORTFALL_PIPELINE_RUNTIME_H_
 
@@ -92,6 +103,8 @@ struct RuntimeStats {
   uint64_t commits = 0;
   uint64_t windows_closed = 0;      // window reports from stage two
   uint64_t alerts = 0;              // alert records produced
+  uint64_t restored_records = 0;    // changelog records applied to stores (exactly_once)
+  uint64_t transactions = 0;        // transactions committed (exactly_once)
 };
 
 class Runtime : public RebalanceListener {
@@ -112,8 +125,13 @@ class Runtime : public RebalanceListener {
   const std::vector<v1::ShortageAlert>& open_alerts() const { return final_open_alerts_; }
 
   // {ready, reason} for /readyz: ready while Run() processes with partitions
-  // assigned and their state restored. Thread-safe (reads atomics).
+  // assigned, their state restored, the brokers reachable and commits
+  // going through. Thread-safe (reads atomics).
   std::pair<bool, std::string> Readiness() const;
+
+  // After Run() failed: true when a state store could not be written (disk
+  // full, unwritable directory), false for Kafka failures.
+  bool failed_on_state() const { return state_failed_; }
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
   // Stage two starts where its store says (its state covers everything
@@ -140,8 +158,35 @@ class Runtime : public RebalanceListener {
   // Only the tasks of `only` when given (a revocation).
   // `flush_timeout` bounds the wait for outputs to be delivered.
   Status Commit(const std::vector<TopicPartition>* only = nullptr, DurationMs flush_timeout = kCommitFlushTimeout);
-  // Opens a task's store (creating its directory) and reads its checkpoint.
-  Status OpenStore(const TopicPartition& tp, std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset);
+  // Opens a task's store (creating its directory) and reads its checkpoint;
+  // with exactly_once, first brings the store up to date from `changelog`.
+  Status OpenStore(const TopicPartition& tp, const TopicPartition& changelog,
+                   std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset);
+  // Applies `changelog` from offset `from` (-1: its beginning) to its end to
+  // `store` (exactly_once).
+  Status RestoreFromChangelog(const TopicPartition& changelog, RocksDbStateStore& store, int64_t from);
+  // Produces, opening a transaction first under exactly_once.
+  Status Send(const OutgoingRecord& record);
+  // A task's part of a commit: its state changes and the offset they cover.
+  struct PendingCommit {
+    TopicPartition tp;
+    RocksDbStateStore* store = nullptr;
+    operators::StateWriteBatch batch;
+    int64_t offset = -1;             // the next input offset
+    int64_t* committed = nullptr;    // the task's offset as of its last commit
+    std::string changelog;           // the store's changelog topic (partition tp.partition)
+  };
+  // The last step of Commit: the outputs, the stores, the offsets.
+  Status CommitAtLeastOnce(std::vector<PendingCommit>& pending, DurationMs flush_timeout);
+  Status CommitTransaction(std::vector<PendingCommit>& pending, DurationMs flush_timeout);
+  // Calls `step` (given a wait of at most 1 s) until it stops returning
+  // kUnavailable; while it does the runtime reads not ready. Gives up after a
+  // stop was requested, once `deadline` has passed.
+  Status RetryUnavailable(const std::function<Status(DurationMs)>& step,
+                          std::chrono::steady_clock::time_point deadline);
+  // Marks a state-store failure for failed_on_state().
+  Status StateFailure(Status s);
+  bool exactly_once() const { return options_.config.guarantee == ProcessingGuarantee::kExactlyOnce; }
   Status OpenStageOne(const TopicPartition& tp);
   Status OpenStageTwo(const TopicPartition& tp);
   Result<bool> CaughtUp();
@@ -163,6 +208,10 @@ class Runtime : public RebalanceListener {
   std::vector<std::pair<operators::EventSource, int32_t>> input_partitions_;  // expected sources
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
+  std::unique_ptr<KafkaConsumer> restore_consumer_;  // exactly_once; made at the first restore
+  bool in_transaction_ = false;
+  bool state_failed_ = false;
+  int state_lock_fd_ = -1;  // flock on <state_dir>/<application_id>/.lock
   std::map<TopicPartition, std::unique_ptr<StageOneTask>> stage_one_;
   std::map<TopicPartition, std::unique_ptr<StageTwoTask>> stage_two_;
   bool uncommitted_ = false;  // records read since the last commit
@@ -179,6 +228,9 @@ class Runtime : public RebalanceListener {
   std::set<std::pair<std::string, std::string>> open_alert_keys_;  // (group, kind) ever reported open
   std::atomic<bool> running_{false};
   std::atomic<int> assigned_tasks_{0};
+  std::atomic<int> restoring_tasks_{0};
+  std::atomic<bool> commit_stalled_{false};
+  std::atomic<bool> brokers_down_{false};
 };
 
 }  // namespace shortfall::pipeline

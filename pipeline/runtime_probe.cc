@@ -192,6 +192,10 @@ struct RuntimeProbe::Families {
                              "Expected rolling volume the detectors compare shortfall_volume "
                              "with, in the unit its measure names."),
                  {"group", "corridor", "window", "measure"}),
+        restored(CounterFamily(r, "shortfall_restored_records_total",
+                               "State records read back from a changelog topic into a local "
+                               "store (exactly_once restore), in records, by changelog topic."),
+                 {"topic"}),
         ready(GaugeFamily(r, "shortfall_ready",
                           "1 when this instance is ready (processing, with partitions "
                           "assigned), else 0.")
@@ -219,6 +223,7 @@ struct RuntimeProbe::Families {
   Series<prometheus::Gauge, 2> open_alerts;
   Series<prometheus::Gauge, 4> volume;
   Series<prometheus::Gauge, 4> baseline;
+  Series<prometheus::Counter, 1> restored;
   prometheus::Gauge& ready;
   Series<prometheus::Gauge, 1> build_info;
 };
@@ -259,6 +264,11 @@ void RuntimeProbe::AddInvalid(std::string_view reason, uint64_t n) {
 void RuntimeProbe::AddLate(std::string_view stage, uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   families_->late.Get({stage}).Increment(AsDouble(n));
+}
+
+void RuntimeProbe::AddRestored(std::string_view changelog_topic, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  families_->restored.Get({changelog_topic}).Increment(AsDouble(n));
 }
 
 void RuntimeProbe::SetConsumerLag(std::string_view topic, int32_t partition, int64_t lag) {

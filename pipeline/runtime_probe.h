@@ -133,6 +133,11 @@ class RuntimeProbe {
   // keep reporting its last values from here.
   void RemoveSeries(std::string_view group, std::string_view corridor);
 
+  // `n` state records restored from `changelog_topic` into a local store
+  // (exactly_once). Called from the restoring thread while it restores, so
+  // progress shows before the task starts.
+  void AddRestored(std::string_view changelog_topic, uint64_t n);
+
   // shortfall_ready: 1 when /readyz would answer ready.
   void SetReady(bool ready);
   // shortfall_build_info{version} = 1. Call once at start.

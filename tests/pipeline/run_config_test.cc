@@ -423,10 +423,10 @@ TEST(ValidateRunConfig, RejectsEachBrokenRuleNamingItsKeyPath) {
       {"commit interval beyond the transaction timeout",
        [](RunConfig* c) {
          c->guarantee = ProcessingGuarantee::kExactlyOnce;
-         c->commit_interval = 60 * kMsPerSecond;
+         c->commit_interval = 10 * kMsPerSecond;
        },
-       "processing.commit_interval: 1m with exactly_once must be below the producer's "
-       "transaction.timeout.ms (60000 ms)"},
+       "processing.commit_interval: 10s with exactly_once must be below the producer's "
+       "transaction.timeout.ms (10000 ms)"},
       {"commit interval beyond a configured transaction timeout",
        [](RunConfig* c) {
          c->guarantee = ProcessingGuarantee::kExactlyOnce;
@@ -481,7 +481,7 @@ TEST(ValidateRunConfig, RejectsEachBrokenRuleNamingItsKeyPath) {
 TEST(ValidateRunConfig, ExactlyOnceTakesACommitIntervalBelowTheTransactionTimeout) {
   RunConfig config = ValidDefaults();
   config.guarantee = ProcessingGuarantee::kExactlyOnce;
-  config.commit_interval = 59 * kMsPerSecond;
+  config.commit_interval = 9 * kMsPerSecond;  // the default timeout is 10 s
   EXPECT_TRUE(ValidateRunConfig(config).ok());
   config.commit_interval = 90 * kMsPerSecond;
   config.kafka_producer = {{"transaction.timeout.ms", "120000"}};
