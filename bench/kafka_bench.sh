@@ -6,10 +6,11 @@
 #     only counts the records of the two input topics;
 #   - shortfall run --until-idle, at_least_once, from the beginning to
 #     caught up and committed (fresh group and state each run; its wall time
-#     includes joining the group and the ~3 s it takes to see it is idle).
+#     includes joining the group and the ~3 s it takes to see it is idle);
+#   - the same with processing.guarantee=exactly_once.
 # Prints the medians — events/s, CPU seconds per million events, peak RSS —
-# and the ratio shortfall / limit. The machine is shared: compare ratios,
-# not absolute numbers. Not measured yet: exactly_once (not built) and
+# and the ratios shortfall / limit and exactly_once / at_least_once. The
+# machine is shared: compare ratios, not absolute numbers. Not measured yet:
 # Kafka Streams.
 # Usage: bench/kafka_bench.sh [EVENTS] [RUNS]
 set -euo pipefail
@@ -34,12 +35,15 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # wall_s cpu_s max_rss_kb of one command, from GNU time.
 measure() { /usr/bin/time -f "%e %U %S %M" "$@" 2>&1 >/dev/null | tail -1 | awk '{print $1, $2 + $3, $4}'; }
 
-: > "$dir/limit" ; : > "$dir/run"
+: > "$dir/limit" ; : > "$dir/run" ; : > "$dir/eos"
 for i in $(seq 1 "$runs"); do
   measure "$L" --brokers "$bootstrap" --topic shipments.events.v1 --topic customs.events.v1 >> "$dir/limit"
   measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench$i" \
     --set state.dir="$dir/state$i" --set metrics.bind=127.0.0.1:0 >> "$dir/run"
-  rm -rf "$dir/state$i"
+  measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench-eos$i" \
+    --set processing.guarantee=exactly_once \
+    --set state.dir="$dir/state-eos$i" --set metrics.bind=127.0.0.1:0 >> "$dir/eos"
+  rm -rf "$dir/state$i" "$dir/state-eos$i"
 done
 
 report() {  # name file
@@ -54,7 +58,11 @@ report() {  # name file
 printf "%-24s %12s %16s %12s %10s\n" "medians of $runs runs" "events/s" "cpu_s/M events" "peak_rss_MB" "wall_s"
 report "limit (kafka_limit)" "$dir/limit"
 report "shortfall at_least_once" "$dir/run"
+report "shortfall exactly_once" "$dir/eos"
 read -r lw lc < "$dir/limit.median"
 read -r rw rc < "$dir/run.median"
+read -r ew ec < "$dir/eos.median"
 awk -v lw="$lw" -v rw="$rw" -v lc="$lc" -v rc="$rc" 'BEGIN {
   printf "ratio shortfall/limit: events/s %.2f (aim >= 0.7), events per CPU-second %.2f\n", lw / rw, lc / rc }'
+awk -v rw="$rw" -v ew="$ew" -v rc="$rc" -v ec="$ec" 'BEGIN {
+  printf "ratio exactly_once/at_least_once: events/s %.2f, events per CPU-second %.2f\n", rw / ew, rc / ec }'

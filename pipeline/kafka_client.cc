@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <thread>
 
 #include <librdkafka/rdkafka.h>
 
@@ -321,8 +322,8 @@ Status KafkaProducer::Flush(DurationMs timeout) {
   Status result;
   if (callbacks_->failed_since_flush > 0) {
     const uint64_t n = callbacks_->failed_since_flush;
-    result = UnavailableError(std::to_string(n) + (n == 1 ? " record" : " records") +
-                              " failed since the last flush; the first: " + callbacks_->first_error);
+    result = AbortedError(std::to_string(n) + (n == 1 ? " record" : " records") +
+                          " failed since the last flush; the first: " + callbacks_->first_error);
     callbacks_->failed_since_flush = 0;
     callbacks_->first_error.clear();
   } else if (err != RdKafka::ERR_NO_ERROR) {
@@ -440,7 +441,6 @@ class KafkaConsumer::Callbacks final : public RdKafka::RebalanceCb, public RdKaf
         } else if (IsAuthError(event.err())) {
           if (fatal.empty()) fatal = ErrName(event.err()) + ": " + event.str();
         } else {
-          if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) brokers_down.store(true);
           transient_error = ErrName(event.err()) + ": " + event.str();
         }
         break;
@@ -453,7 +453,6 @@ class KafkaConsumer::Callbacks final : public RdKafka::RebalanceCb, public RdKaf
   }
 
   RebalanceListener* listener = nullptr;
-  std::atomic<bool> brokers_down{false};  // since the last ERR__ALL_BROKERS_DOWN, until a probe succeeds
   std::string fatal;            // set once; ConsumeBatch reports it
   std::string transient_error;  // latest, taken by ConsumeBatch
 };
@@ -667,13 +666,10 @@ Result<int64_t> KafkaConsumer::Lag(const TopicPartition& partition) {
 }
 
 bool KafkaConsumer::BrokersReachable(DurationMs probe_timeout) {
-  if (!callbacks_->brokers_down.load()) return true;
   RdKafka::Metadata* raw = nullptr;
-  const RdKafka::ErrorCode err = consumer_->metadata(/*all_topics=*/false, nullptr, &raw, ClampMs(probe_timeout));
+  const RdKafka::ErrorCode err = consumer_->metadata(/*all_topics=*/true, nullptr, &raw, ClampMs(probe_timeout));
   std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (err != RdKafka::ERR_NO_ERROR) return false;
-  callbacks_->brokers_down.store(false);
-  return true;
+  return err == RdKafka::ERR_NO_ERROR;
 }
 
 Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
@@ -836,12 +832,16 @@ Status KafkaAdmin::EnsureTopic(const std::string& name, int32_t partitions, int3
     const std::string why = std::string(rd_kafka_err2name(e)) + (message != nullptr ? std::string(": ") + message : "");
     switch (e) {
       case RD_KAFKA_RESP_ERR_NO_ERROR:
-        return OkStatus();
       case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: {
-        // Someone else made it meanwhile: it must still have enough partitions.
-        Result<int32_t> have = PartitionCount(name, std::max<DurationMs>(MsUntil(deadline), 1000));
-        if (!have.ok()) return have.status();
-        return check_existing(*have);
+        // Created, by us or by someone else meanwhile (it must still have
+        // enough partitions). A new topic takes a moment to show in
+        // metadata; callers may produce to it as soon as this returns.
+        for (;;) {
+          Result<int32_t> have = PartitionCount(name, std::max<DurationMs>(MsUntil(deadline), 1000));
+          if (have.ok()) return check_existing(*have);
+          if (have.status().code() != StatusCode::kNotFound || MsUntil(deadline) == 0) return have.status();
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
       }
       case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
       case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:

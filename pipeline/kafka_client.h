@@ -151,10 +151,12 @@ class KafkaProducer {
 
   // Waits until every queued record is delivered or has failed, for at most
   // `timeout`. Returns the first delivery error since the previous Flush (as
-  // kUnavailable with librdkafka's reason, naming topic and partition) and
-  // forgets it, or kUnavailable when records are still in flight at the
-  // timeout, or kFailedPrecondition after a fatal error. OK means everything
-  // produced so far has been acknowledged by the broker (acks=all).
+  // kAborted with librdkafka's reason, naming topic and partition: those
+  // records are gone, so whatever they carried must be redone) and forgets
+  // it, or kUnavailable when records are still in flight at the timeout
+  // (call again), or kFailedPrecondition after a fatal error. OK means
+  // everything produced so far has been acknowledged by the broker
+  // (acks=all).
   Status Flush(DurationMs timeout);
 
   // Serves pending delivery reports without waiting.
@@ -322,9 +324,9 @@ class KafkaConsumer {
   // includes transaction markers, so lag can read a little high.
   Result<int64_t> Lag(const TopicPartition& partition);
 
-  // False after librdkafka reported every broker connection down, until a
-  // metadata request (waiting at most `probe_timeout`, made only then)
-  // succeeds. For readiness.
+  // Whether a metadata request (for the topics the client knows) is
+  // answered within `probe_timeout`; blocks that long at most. For
+  // readiness: call it now and then, not per record.
   bool BrokersReachable(DurationMs probe_timeout);
 
   // Stops fetching / resumes these partitions (assignment unchanged), for
@@ -379,7 +381,8 @@ class KafkaAdmin {
   // Makes sure `name` exists with at least `partitions` partitions: creates
   // it when missing with `replication_factor` (-1: the broker's default) and
   // `configs` (e.g. {"cleanup.policy", "compact"}); a concurrent creation
-  // (TOPIC_ALREADY_EXISTS) is fine. An existing topic with fewer partitions
+  // (TOPIC_ALREADY_EXISTS) is fine. Returns once the topic shows in
+  // metadata (a new topic takes a moment). An existing topic with fewer partitions
   // gives kFailedPrecondition naming both counts; more are fine. The configs
   // of an existing topic are not checked. Against librdkafka's mock cluster
   // (EmbeddedBroker), which has no CreateTopics, a missing topic gives

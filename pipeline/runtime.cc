@@ -236,16 +236,7 @@ Status Runtime::Start() {
   }
   SHORTFALL_RETURN_IF_ERROR(admin->EnsureTopic(repartition_topic_, c.repartition_partitions,
                                                c.replication_factor, {}, 30 * kMsPerSecond));
-  // A topic just created may take a moment to show in metadata.
-  for (int attempt = 0;; ++attempt) {
-    Result<int32_t> n = admin->PartitionCount(repartition_topic_);
-    if (n.ok()) {
-      repartition_partitions_ = *n;
-      break;
-    }
-    if (n.status().code() != StatusCode::kNotFound || attempt == 50) return n.status();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  SHORTFALL_ASSIGN_OR_RETURN(repartition_partitions_, admin->PartitionCount(repartition_topic_));
   for (const std::string& topic : {c.topics.dlq, c.topics.alerts}) {
     SHORTFALL_RETURN_IF_ERROR(
         admin->EnsureTopic(topic, c.repartition_partitions, c.replication_factor, {}, 30 * kMsPerSecond));
@@ -445,7 +436,9 @@ void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost
     // The open transaction holds work of the lost tasks; it must not commit.
     callback_error_ = AbortedError("partitions lost (session timeout?); the open transaction is abandoned");
   }
-  if (!lost && callback_error_.ok()) {
+  // Never after a failure: the in-memory state and offsets are then ahead of
+  // outputs that may not have been delivered (or were aborted).
+  if (!lost && callback_error_.ok() && !failed_) {
     Status s = Commit(&partitions);
     if (!s.ok()) callback_error_ = s.WithContext("committing revoked partitions");
   }
@@ -596,15 +589,15 @@ Status Runtime::Process(RdKafka::Message& message) {
   const TopicPartition tp{message.topic_name(), message.partition()};
   if (auto it = stage_one_.find(tp); it != stage_one_.end()) {
     StageOneTask& task = *it->second;
-    if (message.offset() < task.restored_offset) return OkStatus();  // committed to the store already
-    SHORTFALL_RETURN_IF_ERROR(ProcessInput(task, message));
+    // Below restored_offset: in the store already (a crash after the store's
+    // commit and before the group's); skipped, but the group's offset moves.
+    if (message.offset() >= task.restored_offset) SHORTFALL_RETURN_IF_ERROR(ProcessInput(task, message));
     task.next_offset = message.offset() + 1;
     return OkStatus();
   }
   if (auto it = stage_two_.find(tp); it != stage_two_.end()) {
     StageTwoTask& task = *it->second;
-    if (message.offset() < task.restored_offset) return OkStatus();
-    SHORTFALL_RETURN_IF_ERROR(ProcessRepartition(task, message));
+    if (message.offset() >= task.restored_offset) SHORTFALL_RETURN_IF_ERROR(ProcessRepartition(task, message));
     task.next_offset = message.offset() + 1;
     return OkStatus();
   }
@@ -725,13 +718,17 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
 Status Runtime::CommitAtLeastOnce(std::vector<PendingCommit>& pending, DurationMs flush_timeout) {
   // Every output acknowledged before anything commits; then task state with
   // its offset; then the offsets to the group.
-  SHORTFALL_RETURN_IF_ERROR(producer_->Flush(flush_timeout).WithContext("delivering outputs"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(flush_timeout);
+  SHORTFALL_RETURN_IF_ERROR(
+      RetryUnavailable([&](DurationMs wait) { return producer_->Flush(wait); }, deadline)
+          .WithContext("delivering outputs"));
   std::vector<TopicPartitionOffset> offsets;
   for (PendingCommit& p : pending) {
     SHORTFALL_RETURN_IF_ERROR(StateFailure(p.store->Commit(p.batch, EncodeCheckpoint(kOffsetCheckpoint, p.offset))));
     offsets.push_back({p.tp.topic, p.tp.partition, p.offset});
   }
-  Status committed = consumer_->CommitSync(offsets);
+  Status committed =
+      RetryUnavailable([&](DurationMs) { return consumer_->CommitSync(offsets); }, deadline);
   // kFailedPrecondition: the group moved on; the stores hold the offsets, and
   // the next owner starts from the group's older offset (at_least_once).
   if (!committed.ok() && committed.code() != StatusCode::kFailedPrecondition) return committed;
@@ -788,9 +785,15 @@ Status Runtime::CommitTransaction(std::vector<PendingCommit>& pending, DurationM
 Status Runtime::RetryUnavailable(const std::function<Status(DurationMs)>& step,
                                  std::chrono::steady_clock::time_point deadline) {
   std::optional<std::chrono::steady_clock::time_point> stalled_since;
+  std::optional<std::chrono::steady_clock::time_point> stop_by;
   for (;;) {
+    const auto began = std::chrono::steady_clock::now();
     Status s = step(kMsPerSecond);
-    const auto now = std::chrono::steady_clock::now();
+    auto now = std::chrono::steady_clock::now();
+    if (s.code() == StatusCode::kUnavailable && now - began < std::chrono::milliseconds(100)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a step that fails at once
+      now = std::chrono::steady_clock::now();
+    }
     if (s.code() != StatusCode::kUnavailable) {
       if (stalled_since) {
         log_ << "shortfall run: commit went through after waiting "
@@ -804,9 +807,14 @@ Status Runtime::RetryUnavailable(const std::function<Status(DurationMs)>& step,
       log_ << "shortfall run: commit waiting for the brokers: " << s.message() << "\n";
     }
     commit_stalled_.store(true);
-    // While running, wait as long as the transaction lives (the coordinator
-    // aborts it at transaction.timeout.ms); a stop waits until `deadline`.
-    if (stop_.load() && now >= deadline) return s;
+    // While running, wait until the step fails for good (the coordinator
+    // aborts a transaction at transaction.timeout.ms, librdkafka fails a
+    // record at message.timeout.ms); a stop waits until `deadline`, and at
+    // most processing.shutdown_timeout from when it is seen.
+    if (stop_.load()) {
+      if (!stop_by) stop_by = now + std::chrono::milliseconds(options_.config.shutdown_timeout);
+      if (now >= std::min(deadline, *stop_by)) return s;
+    }
   }
 }
 
@@ -991,6 +999,8 @@ Status Runtime::Run() {
       uncommitted_ = false;
     }
     if (now - last_publish_ >= kMetricsEvery) {
+      // One metadata round trip a second (blocks at most 500 ms while the
+      // brokers are away, when nothing can progress anyway).
       brokers_down_.store(!consumer_->BrokersReachable(500));
       PublishMetrics();
       last_publish_ = now;
@@ -1005,6 +1015,7 @@ Status Runtime::Run() {
   // A stop (signal) must end within processing.shutdown_timeout: the last
   // commit waits that long for its outputs at most.
   if (result.ok()) result = TimedCommit(std::min<DurationMs>(options_.config.shutdown_timeout, kCommitFlushTimeout));
+  failed_ = !result.ok();  // no commit on the revocation Close() brings
   if (result.ok()) result = WriteTotals();
   CaptureFinalState();
   PublishMetrics();

@@ -180,8 +180,10 @@ class Runtime : public RebalanceListener {
   Status CommitAtLeastOnce(std::vector<PendingCommit>& pending, DurationMs flush_timeout);
   Status CommitTransaction(std::vector<PendingCommit>& pending, DurationMs flush_timeout);
   // Calls `step` (given a wait of at most 1 s) until it stops returning
-  // kUnavailable; while it does the runtime reads not ready. Gives up after a
-  // stop was requested, once `deadline` has passed.
+  // kUnavailable; while it does the runtime reads not ready. While running
+  // it waits for good (the transaction or record timeouts end a step that
+  // cannot succeed); after a stop it gives up at `deadline` or
+  // processing.shutdown_timeout after the stop, whichever comes first.
   Status RetryUnavailable(const std::function<Status(DurationMs)>& step,
                           std::chrono::steady_clock::time_point deadline);
   // Marks a state-store failure for failed_on_state().
@@ -210,6 +212,7 @@ class Runtime : public RebalanceListener {
   std::unique_ptr<KafkaConsumer> consumer_;
   std::unique_ptr<KafkaConsumer> restore_consumer_;  // exactly_once; made at the first restore
   bool in_transaction_ = false;
+  bool failed_ = false;  // Run() is ending with an error: commit nothing more
   bool state_failed_ = false;
   int state_lock_fd_ = -1;  // flock on <state_dir>/<application_id>/.lock
   std::map<TopicPartition, std::unique_ptr<StageOneTask>> stage_one_;

@@ -11,7 +11,7 @@
 #   KAFKA_CACHE          cache root (default: <repo>/third_party, git-ignored)
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker to be ready (default 60)
 #   KAFKA_HEAP_OPTS      broker heap (default -Xmx512m -Xms128m)
-#   KAFKA_DIR            state dir for `stop` when --dir is not given
+#   KAFKA_DIR            state dir for `stop` and `resume` when --dir is not given
 #   KAFKA_BOOTSTRAP      bootstrap for `topics` when --bootstrap is not given
 set -euo pipefail
 
@@ -50,6 +50,12 @@ Commands:
   stop [--dir DIR] [--keep]
                          SIGTERM the broker of DIR (default \$KAFKA_DIR), wait up
                          to 30 s, then SIGKILL; remove DIR unless --keep.
+  resume [--dir DIR]     Start again the broker of DIR (default \$KAFKA_DIR) that
+                         was stopped with stop --keep: the same server.properties,
+                         ports and data (no format), waiting and printing as
+                         start does (stdout, <DIR>/bootstrap, <DIR>/pid,
+                         <DIR>/env). Fails when DIR holds no stopped broker, its
+                         broker is running, or another process took its ports.
   topics [--bootstrap HOST:PORT] create NAME PARTITIONS [KEY=VALUE]...
   topics [--bootstrap HOST:PORT] list | describe [NAME] | delete NAME
                          Manage topics with the jars' TopicCommand
@@ -361,6 +367,47 @@ on_start_exit() {
   fi
 }
 
+launch_broker() { # DIR: start DIR's broker in the background; sets BROKER_PID, writes DIR/pid
+  local dir=$1
+  # setsid: the broker leaves the caller's process group (a test runner's
+  # Ctrl-C or group kill does not reach it; `stop` does). In a
+  # non-interactive shell setsid execs in place, so $! is the JVM's pid.
+  # kafka.out is appended to: a resumed broker keeps the earlier runs' output.
+  # shellcheck disable=SC2086
+  setsid "$JAVA" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true -Dkafka.logs.dir="$dir/logs" \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >>"$dir/logs/kafka.out" 2>&1 &
+  BROKER_PID=$!
+  echo "$BROKER_PID" >"$dir/pid"
+}
+
+await_broker() { # DIR PORT T0: 0 once BROKER_PID answers, 1 if it exited; dies START_TIMEOUT s after T0
+  local dir=$1 port=$2 t0=$3
+  # The port accepts connections, then a metadata request succeeds.
+  while :; do
+    kill -0 "$BROKER_PID" 2>/dev/null || return 1
+    if (( SECONDS - t0 >= START_TIMEOUT )); then
+      show_logs "$dir"
+      die "the broker was not ready after ${START_TIMEOUT} s (state dir $dir)"
+    fi
+    if port_open "$port" && (cmd_topics --bootstrap "127.0.0.1:$port" list) >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
+announce_broker() { # DIR PORT T0: the broker is ready; write DIR/bootstrap and DIR/env, print them
+  local dir=$1 port=$2 t0=$3
+  BROKER_READY=1
+  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  printf 'KAFKA_DIR=%s\nKAFKA_BOOTSTRAP=127.0.0.1:%s\n' "$dir" "$port" >"$dir/env"
+  log "broker ready (pid $BROKER_PID) after $(( SECONDS - t0 )) s"
+  cat "$dir/env"
+}
+
 cmd_start() {
   local dir="" props=()
   while [[ $# -gt 0 ]]; do
@@ -386,7 +433,7 @@ cmd_start() {
   fi
   STATE_DIR=$dir
   trap on_start_exit EXIT
-  local t0=$SECONDS attempt p1 p2 alive
+  local t0=$SECONDS attempt p1 p2
   for attempt in 1 2 3; do
     # A fresh cluster each start: only our own files in DIR are replaced.
     rm -rf "$dir/data" "$dir/logs" "$dir/pid" "$dir/bootstrap" "$dir/env"
@@ -400,31 +447,8 @@ cmd_start() {
       show_logs "$dir"
       die "formatting the storage failed"
     fi
-    # setsid: the broker leaves the caller's process group (a test runner's
-    # Ctrl-C or group kill does not reach it; `stop` does). In a
-    # non-interactive shell setsid execs in place, so $! is the JVM's pid.
-    # shellcheck disable=SC2086
-    setsid "$JAVA" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-      -Djava.awt.headless=true -Dkafka.logs.dir="$dir/logs" \
-      -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-      -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
-      </dev/null >"$dir/logs/kafka.out" 2>&1 &
-    BROKER_PID=$!
-    echo "$BROKER_PID" >"$dir/pid"
-    # Wait: the port accepts connections, then a metadata request succeeds.
-    alive=1
-    while :; do
-      if ! kill -0 "$BROKER_PID" 2>/dev/null; then alive=; break; fi
-      if (( SECONDS - t0 >= START_TIMEOUT )); then
-        show_logs "$dir"
-        die "the broker was not ready after ${START_TIMEOUT} s (state dir $dir)"
-      fi
-      if port_open "$p1" && (cmd_topics --bootstrap "127.0.0.1:$p1" list) >/dev/null 2>&1; then
-        break
-      fi
-      sleep 0.5
-    done
-    [[ -n $alive ]] && break
+    launch_broker "$dir"
+    await_broker "$dir" "$p1" "$t0" && break
     wait "$BROKER_PID" 2>/dev/null || true
     BROKER_PID=
     if grep -qs 'Address already in use' "$dir/logs/server.log" "$dir/logs/kafka.out" && (( attempt < 3 )); then
@@ -434,11 +458,7 @@ cmd_start() {
     show_logs "$dir"
     die "the broker exited during startup (state dir $dir)"
   done
-  BROKER_READY=1
-  echo "127.0.0.1:$p1" >"$dir/bootstrap"
-  printf 'KAFKA_DIR=%s\nKAFKA_BOOTSTRAP=127.0.0.1:%s\n' "$dir" "$p1" >"$dir/env"
-  log "broker ready (pid $BROKER_PID) after $(( SECONDS - t0 )) s"
-  cat "$dir/env"
+  announce_broker "$dir" "$p1" "$t0"
 }
 
 # -------------------------------------------------------------------- stop --
@@ -476,6 +496,57 @@ cmd_stop() {
   if [[ -z $keep ]]; then
     rm -rf "$dir"
   fi
+}
+
+# ------------------------------------------------------------------ resume --
+
+listener_port() { # SERVER_PROPERTIES NAME -> the port of listener NAME in its listeners= line
+  sed -n 's/^listeners=//p' "$1" | tr ',' '\n' | sed -n "s|^$2://[^:]*:\([0-9]*\)\$|\1|p" | head -n 1
+}
+
+cmd_resume() {
+  local dir=${KAFKA_DIR:-} pid p1 p2 p t0
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; dir=$2; shift 2 ;;
+      *) die "resume: unknown argument '$1' (see: tools/kafka.sh help)" ;;
+    esac
+  done
+  [[ -n $dir ]] || die "resume: give --dir DIR (or set KAFKA_DIR)"
+  [[ -d $dir ]] || die "resume: no state dir $dir (stop without --keep removes it): nothing to resume"
+  dir=$(cd "$dir" && pwd)
+  [[ -f $dir/.kafka-sh ]] || die "$dir was not made by tools/kafka.sh start: not touching it"
+  pid=$(cat "$dir/pid" 2>/dev/null || true)
+  if [[ -n $pid ]] && is_our_broker "$pid" "$dir"; then
+    die "the broker of $dir is running (pid $pid): nothing to resume"
+  fi
+  if [[ ! -f $dir/server.properties || ! -f $dir/data/meta.properties ]]; then
+    die "$dir holds no stopped broker (no server.properties or no formatted data/): use start"
+  fi
+  p1=$(listener_port "$dir/server.properties" PLAINTEXT)
+  p2=$(listener_port "$dir/server.properties" CONTROLLER)
+  [[ -n $p1 && -n $p2 ]] || die "cannot read the PLAINTEXT and CONTROLLER ports from $dir/server.properties"
+  # Clients know the broker by its port: it must come back on the same ones,
+  # and a readiness check on a port someone else holds would lie.
+  for p in "$p1" "$p2"; do
+    port_open "$p" && die "port $p of $dir/server.properties is in use by another process: cannot resume"
+  done
+  cmd_fetch
+  ensure_java
+  STATE_DIR=$dir
+  trap on_start_exit EXIT
+  rm -f "$dir/pid" "$dir/bootstrap" "$dir/env"
+  log "resuming $dir: broker 127.0.0.1:$p1, controller 127.0.0.1:$p2, data kept"
+  t0=$SECONDS
+  launch_broker "$dir"
+  if ! await_broker "$dir" "$p1" "$t0"; then
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=
+    rm -f "$dir/pid"
+    show_logs "$dir"
+    die "the resumed broker exited during startup (state dir $dir)"
+  fi
+  announce_broker "$dir" "$p1" "$t0"
 }
 
 # ------------------------------------------------------------------ topics --
@@ -524,6 +595,7 @@ case $cmd in
   fetch) cmd_fetch "$@" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
+  resume) cmd_resume "$@" ;;
   topics) cmd_topics "$@" ;;
   run) cmd_run "$@" ;;
   help|-h|--help) usage ;;
