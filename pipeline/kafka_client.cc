@@ -665,12 +665,6 @@ Result<int64_t> KafkaConsumer::Lag(const TopicPartition& partition) {
   return std::max<int64_t>(0, high - list.get()[0]->offset());
 }
 
-bool KafkaConsumer::BrokersReachable(DurationMs probe_timeout) {
-  RdKafka::Metadata* raw = nullptr;
-  const RdKafka::ErrorCode err = consumer_->metadata(/*all_topics=*/true, nullptr, &raw, ClampMs(probe_timeout));
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  return err == RdKafka::ERR_NO_ERROR;
-}
 
 Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
   if (closed_) return FailedPreconditionError("Pause on a closed consumer");
@@ -753,6 +747,14 @@ Result<std::unique_ptr<KafkaAdmin>> KafkaAdmin::Create(const KafkaProperties& pr
   admin->handle_.reset(RdKafka::Producer::create(conf.get(), errstr));
   if (admin->handle_ == nullptr) return InvalidArgumentError("cannot create Kafka admin client: " + errstr);
   return admin;
+}
+
+bool KafkaAdmin::BrokersReachable(DurationMs timeout) {
+  // All topics: a request for none may be answered from librdkafka's cache.
+  RdKafka::Metadata* raw = nullptr;
+  const RdKafka::ErrorCode err = handle_->metadata(/*all_topics=*/true, nullptr, &raw, ClampMs(timeout));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  return err == RdKafka::ERR_NO_ERROR;
 }
 
 Result<int32_t> KafkaAdmin::PartitionCount(const std::string& topic, DurationMs timeout) {

@@ -324,11 +324,6 @@ class KafkaConsumer {
   // includes transaction markers, so lag can read a little high.
   Result<int64_t> Lag(const TopicPartition& partition);
 
-  // Whether a metadata request (for the topics the client knows) is
-  // answered within `probe_timeout`; blocks that long at most. For
-  // readiness: call it now and then, not per record.
-  bool BrokersReachable(DurationMs probe_timeout);
-
   // Stops fetching / resumes these partitions (assignment unchanged), for
   // back pressure.
   Status Pause(const std::vector<TopicPartition>& partitions);
@@ -393,6 +388,10 @@ class KafkaAdmin {
 
   // Partition count of `topic` from metadata. kNotFound when missing.
   Result<int32_t> PartitionCount(const std::string& topic, DurationMs timeout = 10000);
+
+  // Whether a metadata request is answered within `timeout` (blocks that
+  // long at most). For readiness probes.
+  bool BrokersReachable(DurationMs timeout);
 
   // The partition's low and high watermark offsets (the first offset still
   // kept, and the next offset to be written), asked of the broker.

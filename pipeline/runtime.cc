@@ -225,8 +225,8 @@ Status Runtime::Start() {
     return FailedPreconditionError("state.dir: '" + app_dir.string() +
                                    "' is in use by another shortfall process; give each instance its own");
   }
-  SHORTFALL_ASSIGN_OR_RETURN(std::unique_ptr<KafkaAdmin> admin,
-                             KafkaAdmin::Create(ClientProperties(c, c.kafka_common)));
+  SHORTFALL_ASSIGN_OR_RETURN(admin_, KafkaAdmin::Create(ClientProperties(c, c.kafka_common)));
+  KafkaAdmin* admin = admin_.get();
   // Inputs must exist: their partition counts are the sources stage two waits for.
   for (const auto& [topic, source] : {std::pair{c.topics.shipments, EventSource::kShipments},
                                       std::pair{c.topics.customs, EventSource::kCustoms}}) {
@@ -963,7 +963,31 @@ void Runtime::CaptureFinalState() {
   });
 }
 
+void Runtime::WatchBrokers() {
+  std::unique_lock lock(watch_mu_);
+  while (!watch_stop_) {
+    lock.unlock();
+    // Its own handle: the main loop may be blocked in a commit meanwhile.
+    brokers_down_.store(!admin_->BrokersReachable(kMsPerSecond));
+    lock.lock();
+    watch_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return watch_stop_; });
+  }
+}
+
 Status Runtime::Run() {
+  std::thread watcher([this] { WatchBrokers(); });
+  struct StopWatcher {
+    Runtime* r;
+    std::thread& t;
+    ~StopWatcher() {
+      {
+        std::lock_guard lock(r->watch_mu_);
+        r->watch_stop_ = true;
+      }
+      r->watch_cv_.notify_all();
+      t.join();
+    }
+  } stop_watcher{this, watcher};
   std::vector<std::unique_ptr<RdKafka::Message>> batch;
   auto last_commit = std::chrono::steady_clock::now();
   int idle_polls = 0;
@@ -999,9 +1023,10 @@ Status Runtime::Run() {
       uncommitted_ = false;
     }
     if (now - last_publish_ >= kMetricsEvery) {
-      // One metadata round trip a second (blocks at most 500 ms while the
-      // brokers are away, when nothing can progress anyway).
-      brokers_down_.store(!consumer_->BrokersReachable(500));
+      if (const bool down = brokers_down_.load(); down != reported_brokers_down_) {
+        log_ << "shortfall run: Kafka brokers " << (down ? "unreachable" : "reachable again") << "\n";
+        reported_brokers_down_ = down;
+      }
       PublishMetrics();
       last_publish_ = now;
     }

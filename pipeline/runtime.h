@@ -36,9 +36,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -208,6 +210,7 @@ class Runtime : public RebalanceListener {
   std::string repartition_topic_;
   int32_t repartition_partitions_ = 0;
   std::vector<std::pair<operators::EventSource, int32_t>> input_partitions_;  // expected sources
+  std::unique_ptr<KafkaAdmin> admin_;  // topic checks at start; the brokers watch
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
   std::unique_ptr<KafkaConsumer> restore_consumer_;  // exactly_once; made at the first restore
@@ -233,7 +236,14 @@ class Runtime : public RebalanceListener {
   std::atomic<int> assigned_tasks_{0};
   std::atomic<int> restoring_tasks_{0};
   std::atomic<bool> commit_stalled_{false};
-  std::atomic<bool> brokers_down_{false};
+  std::atomic<bool> brokers_down_{false};  // set by WatchBrokers
+  bool reported_brokers_down_ = false;      // as last logged
+  // WatchBrokers runs on its own thread while Run() does: a metadata
+  // request each second on admin_, for readiness.
+  void WatchBrokers();
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;  // guarded by watch_mu_
 };
 
 }  // namespace shortfall::pipeline
