@@ -29,7 +29,12 @@ ShortageDetection::ShortageDetection(const DetectionOptions& options, const Wind
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
   if (reports.empty()) return;
   signals_.clear();
-  for (const WindowReport& report : reports) volume_drop_.Observe(report, &signals_);
+  expected_.clear();
+  for (const WindowReport& report : reports) {
+    volume_drop_.Observe(report, &signals_);
+    // Now, not later: a series' expectation moves on with each of its reports.
+    expected_.push_back(volume_drop_.ExpectedShipments(report.series));
+  }
   AddContributors(reports);
   // After AddContributors, which reads only volume-drop signals.
   for (const WindowReport& report : reports) customs_hold_.Observe(report, &signals_);
@@ -43,12 +48,13 @@ void ShortageDetection::AddContributors(const std::vector<WindowReport>& reports
     // against their own expected shipments.
     std::vector<std::pair<double, const WindowReport*>> shortfalls;
     double total = 0;
-    for (const WindowReport& r : reports) {
+    for (size_t i = 0; i < reports.size(); ++i) {
+      const WindowReport& r = reports[i];
       if (r.bucket_end != signal.window_end || r.series.corridor == kAllCorridors ||
           group_names_[r.series.group] != signal.group) {
         continue;
       }
-      const std::optional<double> expected = volume_drop_.ExpectedShipments(r.series);
+      const std::optional<double>& expected = expected_[i];
       if (!expected) continue;
       const double shortfall = *expected - static_cast<double>(r.rolling[drop_window_index_].shipments);
       if (shortfall <= 0) continue;

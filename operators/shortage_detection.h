@@ -24,6 +24,7 @@
 #ifndef SHORTFALL_OPERATORS_SHORTAGE_DETECTION_H_
 #define SHORTFALL_OPERATORS_SHORTAGE_DETECTION_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,9 @@ class ShortageDetection {
   CustomsHoldDetector customs_hold_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
+  // Scratch: the volume-drop expectation of each report of a Detect call, as
+  // of that report (the same however many windows one call closes).
+  std::vector<std::optional<double>> expected_;
 };
 
 }  // namespace shortfall::operators
