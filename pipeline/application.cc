@@ -54,7 +54,7 @@ constexpr std::string_view kOverview =
     "            shortages, alerts as they fire, metrics, a closing summary\n"
     "  run       the pipeline on Kafka: consume shipment and customs events, keep\n"
     "            windowed volumes per group and corridor, raise shortage alerts\n"
-    "            (at_least_once)\n"
+    "            (at_least_once or exactly_once)\n"
     "  gen       write a seeded scenario of shipment and customs events to a file,\n"
     "            or produce it to Kafka (--to-kafka)\n"
     "  replay    run the operators over an event file (a backtest, no Kafka):\n"

@@ -79,10 +79,12 @@ std::string_view WatermarkStore(EventSource source) {
 
 // A DLQ record must fit the producer's message.max.bytes (librdkafka's
 // default 1,000,000): longer keys and values are cut, and a
-// shortfall.*.truncated_from header gives the original size (the source
-// headers point to the whole record in its input topic).
+// shortfall.*.truncated_from header gives the original size; original
+// headers past 64 KiB are left out (shortfall.headers.dropped_bytes). The
+// source headers point to the whole record in its input topic.
 constexpr size_t kMaxDeadLetterValue = 512 * 1024;
 constexpr size_t kMaxDeadLetterKey = 64 * 1024;
+constexpr size_t kMaxDeadLetterHeaders = 64 * 1024;  // original headers kept, names and values
 
 // This instance's id: a random hex string kept in the state directory, so
 // a restart on the same state keeps its transactional.id (and so fences
@@ -474,9 +476,18 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
     r.value = r.value.substr(0, kMaxDeadLetterValue);
   }
   if (RdKafka::Headers* headers = message.headers()) {
+    size_t kept = 0;
+    size_t dropped = 0;
     for (const RdKafka::Headers::Header& h : headers->get_all()) {
+      const size_t size = h.key().size() + h.value_size();
+      if (kept + size > kMaxDeadLetterHeaders) {
+        dropped += size;
+        continue;
+      }
+      kept += size;
       r.headers.emplace_back(h.key(), std::string(static_cast<const char*>(h.value()), h.value_size()));
     }
+    if (dropped > 0) r.headers.emplace_back("shortfall.headers.dropped_bytes", std::to_string(dropped));
   }
   r.headers.emplace_back("shortfall.reason", std::string(reason));
   r.headers.emplace_back("shortfall.detail", operators::PrintableDetail(detail));
