@@ -51,10 +51,7 @@ Checks (read_committed throughout, with kcat -X isolation.level=read_committed):
                  partial sum twice may legitimately move an alert.
 
 Alert records are compared field by field (protobuf decoded here, against
-replay --alerts-json) except evidence.top_contributors: a clean `run` of this
-scenario already differs from replay there (see the note printed), because
-which corridors' expectations it reads depends on how many windows close in
-one detector call; those differences are printed, not failed.
+replay --alerts-json), evidence and top contributors included.
 
 Settings and why:
   kafka.consumer.session.timeout.ms=6000, heartbeat.interval.ms=1000
@@ -85,13 +82,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from restart_resumes import STOP_TIMEOUT, committed_offsets, parse_run_log  # noqa: E402
-from run_matches_replay import KAFKA_SH, replay_totals, run_totals, sh  # noqa: E402
+from kafka_testlib import (KAFKA_SH, STOP_TIMEOUT, LoggedRun, at_end, column_diff, committed_offsets,  # noqa: E402
+                           consumed_input, create_topics, gen_and_replay, kill_all, metrics_base, parse_run_log,
+                           produce_args, read_dlq, read_records, replay_counts, replay_totals, run_totals,
+                           topic_names, wire_fields, write_config)
 
 SCENARIO = ["--scenario", "port_closure", "--seed", "5", "--partitions", "4"]
 PARTITIONS = 4                   # per input topic, and of the repartition topic
@@ -105,42 +103,9 @@ ASSIGN_TIMEOUT = 60              # a join waits <= 6 s for a dead member's sessi
 FINAL_TIMEOUT = 120              # the last `run --until-idle` (it takes seconds)
 ASSIGNED = re.compile(r"shortfall run: assigned \d+ partitions \((\d+) input, (\d+) repartition tasks\)")
 RELEASED = re.compile(r"shortfall run: (?:revoked|lost) (\d+) partitions")
-METRICS = re.compile(r"shortfall run: metrics on (http://\S+/metrics)")
 
 
 # ------------------------------------------------------------ reading topics --
-
-def _varint(buf, i):
-    value = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
-
-def _fields(buf):
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        wire = key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            value, i = buf[i:i + n], i + n
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError("wire type %d" % wire)
-        if i > len(buf):
-            raise ValueError("truncated field %d" % (key >> 3))
-        yield key >> 3, value
-
 
 # proto/shortfall/v1/shortage_alert.proto, named as protobuf's JSON mapping
 # names them (what replay --alerts-json writes). Fields not listed here (a
@@ -162,7 +127,7 @@ _ALERT = {1: ("alertId", "string"), 2: ("commodityGroup", "string"), 3: ("corrid
 
 
 def _timestamp(buf):
-    f = dict(_fields(buf))
+    f = dict(wire_fields(buf))
     seconds, nanos = f.get(1, 0), f.get(2, 0)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if nanos:
@@ -174,7 +139,7 @@ def _timestamp(buf):
 def decode(buf, schema=_ALERT):
     """A protobuf message as the dict protobuf's JSON mapping gives (known fields only)."""
     out = {}
-    for number, value in _fields(buf):
+    for number, value in wire_fields(buf):
         if number not in schema:
             continue
         name, kind = schema[number]
@@ -215,77 +180,27 @@ def normalise(obj, schema=_ALERT):
     return out
 
 
-def without_contributors(alert):
-    a = dict(alert)
-    a["evidence"] = {k: v for k, v in a.get("evidence", {}).items() if k != "topContributors"}
-    return a
-
-
-def kcat(bootstrap, topic, fmt):
-    r = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q",
-                        "-X", "isolation.level=read_committed"] + fmt, capture_output=True, timeout=120)
-    if r.returncode != 0:
-        raise RuntimeError("kcat on %s failed: %s" % (topic, r.stderr.decode(errors="replace")))
-    return r.stdout
-
-
 def read_alerts(bootstrap, topic):
     """Every committed record of the alert topic as (key, decoded ShortageAlert)."""
-    out = kcat(bootstrap, topic, ["-f", "%p %o %K %S\n%k%s"])
-    records, i = [], 0
-    while i < len(out):
-        nl = out.index(b"\n", i)
-        partition, offset, klen, vlen = (int(x) for x in out[i:nl].split())
-        i = nl + 1
-        key = out[i:i + max(klen, 0)]
-        i += max(klen, 0)
-        value = out[i:i + max(vlen, 0)]
-        i += max(vlen, 0)
-        try:
-            records.append((key.decode("utf-8", errors="replace"), normalise(decode(value))))
-        except (ValueError, IndexError, UnicodeDecodeError) as e:
-            records.append((key.decode("utf-8", errors="replace"),
-                            {"undecodable": "%d@%d: %s" % (partition, offset, e)}))
-    return records
-
-
-def read_dlq(bootstrap, topic):
-    """Every committed DLQ record's shortfall.* headers, {name without "shortfall.": value}."""
     records = []
-    for line in kcat(bootstrap, topic, ["-J"]).splitlines():
-        if not line.strip():
-            continue
-        flat = json.loads(line.decode("utf-8", errors="replace")).get("headers") or []
-        headers = dict(zip(flat[0::2], flat[1::2]))
-        records.append({k: headers.get("shortfall." + k)
-                        for k in ("reason", "detail", "source.topic", "source.partition", "source.offset")})
+    for (partition, offset), rec in read_records(bootstrap, topic).items():
+        key = (rec["key"] or b"").decode("utf-8", errors="replace")
+        try:
+            records.append((key, normalise(decode(rec["value"] or b""))))
+        except (ValueError, IndexError, UnicodeDecodeError) as e:
+            records.append((key, {"undecodable": "%d@%d: %s" % (partition, offset, e)}))
     return records
 
 
 # ------------------------------------------------------- processes, producer --
 
-class Instance:
+class Instance(LoggedRun):
     """One `shortfall run` process; its stderr goes to NAME.log."""
-
-    def __init__(self, name, cmd, tmp, children):
-        self.name = name
-        self.path = os.path.join(tmp, name + ".log")
-        with open(self.path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-        children.append(self.proc)
-        self.started = time.time()
-
-    def log(self, since=0):
-        with open(self.path, errors="replace") as f:
-            return f.read()[since:]
 
     def tail(self, n=3000):
         """The end of its log without the configuration it prints first."""
         text = re.sub(r"shortfall run: configuration\n(?:(?!shortfall run:).*\n)*", "", self.log())
         return "--- %s (exit %s)\n%s" % (self.name, self.proc.poll(), text[-n:])
-
-    def alive(self):
-        return self.proc.poll() is None
 
     def tasks(self, since=0):
         """(tasks held, holds every partition, (input, repartition) tasks or None after a revoke) from the
@@ -303,19 +218,8 @@ class Instance:
 
     def consumed(self, input_topics):
         """Input records consumed, from its metrics endpoint (published once a second); None if unknown."""
-        m = METRICS.search(self.log())
-        if not m:
-            return None
-        try:
-            text = urllib.request.urlopen(m.group(1), timeout=2).read().decode()
-        except OSError:
-            return None
-        total = 0
-        for line in text.splitlines():
-            t = re.match(r'shortfall_records_consumed_total\{topic="([^"]+)"\} (\S+)', line)
-            if t and t.group(1) in input_topics:
-                total += int(float(t.group(2)))
-        return total
+        base = metrics_base(self.log())
+        return None if base is None else consumed_input(base, input_topics)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -404,8 +308,7 @@ def check_totals(exact, want, got, problems):
             continue
         if exact:
             if w != g:
-                diff = {k: (g.get(k), w.get(k)) for k in sorted(set(w) | set(g)) if g.get(k) != w.get(k)}
-                problems.append("%s: {column: (run, replay)} %s" % (key, diff))
+                problems.append("%s: {column: (run, replay)} %s" % (key, column_diff(w, g)))
             continue
         lost = {k: (g.get(k, 0), v) for k, v in w.items() if g.get(k, 0) < v}
         if lost:
@@ -481,29 +384,14 @@ def check_alerts(exact, compare, records, want, problems, notes):
         findings.append("alert topic: %d of replay's alert records missing: %s" % (len(missing), missing[:5]))
     if extra:
         findings.append("alert topic: %d alert records replay does not have: %s" % (len(extra), extra[:5]))
-    for k in [k for k in common if without_contributors(want_by[k]) != without_contributors(got_by[k])][:5]:
-        findings.append("alert %s differs from replay's:\n  run    %s\n  replay %s"
-                        % (k, without_contributors(got_by[k]), without_contributors(want_by[k])))
+    for k in [k for k in common if want_by[k] != got_by[k]][:5]:
+        findings.append("alert %s differs from replay's:\n  run    %s\n  replay %s" % (k, got_by[k], want_by[k]))
     if compare:
         problems.extend(findings)
     else:
         notes.extend("not failed (at_least_once counted input twice, so alerts may move): " + f for f in findings)
     if not want:
         problems.append("the scenario raises no alert: nothing to check on the alert topic")
-    contributors = [k for k in common if want_by[k].get("evidence", {}).get("topContributors")
-                    != got_by[k].get("evidence", {}).get("topContributors")]
-    if contributors:
-        def shares(alert):
-            return ", ".join("%s-%s-%s %.3f" % (c.get("corridor", {}).get("originCountry"),
-                                                c.get("corridor", {}).get("destinationCountry"),
-                                                c.get("corridor", {}).get("portOfEntry"), c.get("share", 0))
-                             for c in alert.get("evidence", {}).get("topContributors", []))
-        k = contributors[0]
-        notes.append("evidence.top_contributors differ from replay's in %d alert record(s), e.g. %s: run [%s], "
-                     "replay [%s]. Not failed: a clean run differs from replay there too "
-                     "(ShortageDetection::AddContributors reads each corridor's latest expected shipments, so "
-                     "the result depends on how many windows one detector call closes)"
-                     % (len(contributors), k, shares(got_by[k]), shares(want_by[k])))
     return extra_copies, len(missing), len(extra)
 
 
@@ -525,12 +413,11 @@ def main():
     exact = a.guarantee == "exactly_once"
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "faults%s%d-%d" % (a.mode[0], os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
+    topics = topic_names(app)
     inputs = {topics["shipments"], topics["customs"]}
     print("faults %s %s: seed %d (--seed %d repeats the kill moments), group %s, %d events"
           % (a.mode, a.guarantee, seed, seed, app, a.events), flush=True)
-    for t in ("shipments", "customs"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], str(PARTITIONS), "retention.ms=-1"])
+    create_topics(bootstrap, [topics["shipments"], topics["customs"]], PARTITIONS)
 
     tmp = tempfile.mkdtemp(prefix="shortfall-faults-")
     children, instances, producer = [], [], None
@@ -538,33 +425,17 @@ def main():
     problems, notes = [], []
     try:
         # --- the clean computation: replay of the same records.
-        events = os.path.join(tmp, "events.pb")
         gen = [a.shortfall, "gen"] + SCENARIO + ["--events", str(a.events)]
-        sh(gen + ["--out", events])
-        replay_csv, replay_alerts = os.path.join(tmp, "replay.csv"), os.path.join(tmp, "replay-alerts.json")
-        replay = sh([a.shortfall, "replay", "--input", events, "--print", "none", "--totals-csv", replay_csv,
-                     "--alerts-json", replay_alerts])
-        m = re.search(r"records (\d+)  accepted (\d+)  invalid (\d+)  late (\d+)", replay.stdout)
-        records = int(m.group(1))
-        want_reasons = Counter({k: int(v) for k, v in re.findall(r"^  ([a-z_]+) (\d+)$", replay.stdout, re.M)})
-        if int(m.group(4)):
-            want_reasons["late"] = int(m.group(4))
+        replay_alerts = os.path.join(tmp, "replay-alerts.json")
+        _, replay_csv, replay_out = gen_and_replay(a.shortfall, gen, tmp, ["--alerts-json", replay_alerts])
+        counts, want_reasons = replay_counts(replay_out)
+        records = counts["records"]
         with open(replay_alerts) as f:
             want_alerts = [json.loads(line) for line in f if line.strip()]
-        gen_kafka = gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions",
-                           "--shipments-topic", topics["shipments"], "--customs-topic", topics["customs"]]
+        gen_kafka = produce_args(gen, bootstrap, topics)
 
         def config(state):
-            path = os.path.join(tmp, state + ".yaml")
-            with open(path, "w") as f:
-                f.write("application_id: %s\n"
-                        "topics:\n  shipments: %s\n  customs: %s\n  alerts: %s\n  dlq: %s\n"
-                        "repartition:\n  partitions: %d\n"
-                        "state:\n  dir: %s\n"
-                        "metrics:\n  bind: 127.0.0.1:0\n"
-                        % (app, topics["shipments"], topics["customs"], topics["alerts"], topics["dlq"],
-                           PARTITIONS, os.path.join(tmp, state)))
-            return path
+            return write_config(os.path.join(tmp, state + ".yaml"), app, topics, os.path.join(tmp, state), PARTITIONS)
 
         def start(name, cfg, extra=()):
             inst = Instance(name, [a.shortfall, "run", "--config", cfg, "--brokers", bootstrap,
@@ -700,8 +571,7 @@ def main():
 
             def caught_up():
                 offsets.update(committed_offsets(bootstrap, app, inputs))
-                return (len(offsets) == INPUT_TASKS and sum(end for _, end in offsets.values()) == before_tail
-                        and all(c == end for c, end in offsets.values()))
+                return at_end(offsets, INPUT_TASKS, before_tail)
             t_wait = time.time()
             if not wait_for(caught_up, 120, watch=[inst_b], interval=0.5):
                 return fail("B's group never committed the end of every input partition in 120 s: %s" % offsets,
@@ -772,10 +642,7 @@ def main():
     finally:
         if producer is not None:
             producer.stop()
-        for proc in children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(children)
         if producer is not None:
             producer.join(timeout=10)
         if a.keep:

@@ -34,12 +34,9 @@ Usage: json_input.py SHORTFALL BOOTSTRAP_FILE
 """
 import argparse
 import calendar
-import csv
 import json
 import os
-import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,7 +46,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run_matches_replay import KAFKA_SH, read_totals, sh  # noqa: E402
+from kafka_testlib import (LoggedRun, column_diff, create_topics, f_bytes, f_double, f_varint,  # noqa: E402
+                           kcat_json, kcat_produce, read_totals, run_counts, run_settings, topic_names)
 
 # HS code (as sent, with its hs_version) -> groups of the default catalog.
 GROUPS = {
@@ -122,29 +120,8 @@ C1 = {"eventId": "D-1-REL", "declarationId": "D-1", "shipmentId": "SHP-J1", "sta
 
 
 # --- binary protobuf, encoded by hand (field numbers from proto/shortfall/v1/).
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number, wire, payload):
-    tag = varint(number << 3 | wire)
-    if wire == 0:
-        return tag + varint(payload)
-    if wire == 1:
-        return tag + struct.pack("<d", payload)
-    data = payload.encode() if isinstance(payload, str) else payload
-    return tag + varint(len(data)) + data
-
-
 def timestamp(text):
-    seconds = calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-    return field(1, 0, seconds)
+    return f_varint(1, calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 ENUMS = {"EVENT_CLASS_TRANSPORT": 1, "EVENT_CLASSIFIER_ACTUAL": 1, "HS_VERSION_2022": 2022}
@@ -152,20 +129,20 @@ ENUMS = {"EVENT_CLASS_TRANSPORT": 1, "EVENT_CLASSIFIER_ACTUAL": 1, "HS_VERSION_2
 
 def encode_shipment(e):
     c = e["corridor"]
-    out = field(1, 2, e["eventId"]) + field(2, 2, e["shipmentId"]) + field(3, 0, ENUMS[e["eventClass"]])
-    out += field(4, 2, e["eventTypeCode"]) + field(5, 0, ENUMS[e["eventClassifier"]])
-    out += field(6, 2, timestamp(e["eventTime"]))
-    out += field(8, 2, field(1, 2, c["originCountry"]) + field(2, 2, c["destinationCountry"]) +
-                 field(3, 2, c["portOfEntry"]))
+    out = f_bytes(1, e["eventId"]) + f_bytes(2, e["shipmentId"]) + f_varint(3, ENUMS[e["eventClass"]])
+    out += f_bytes(4, e["eventTypeCode"]) + f_varint(5, ENUMS[e["eventClassifier"]])
+    out += f_bytes(6, timestamp(e["eventTime"]))
+    out += f_bytes(8, f_bytes(1, c["originCountry"]) + f_bytes(2, c["destinationCountry"]) +
+                   f_bytes(3, c["portOfEntry"]))
     if "facilityType" in e:
-        out += field(9, 2, e["facilityType"])
+        out += f_bytes(9, e["facilityType"])
     for g in e["goods"]:
-        gl = field(1, 2, g["hsCode"])
+        gl = f_bytes(1, g["hsCode"])
         if "hsVersion" in g:
-            gl += field(2, 0, ENUMS[g["hsVersion"]])
-        gl += field(3, 1, float(g["quantity"])) + field(4, 2, g["unit"]) + field(5, 1, float(g["grossWeightKg"]))
-        gl += field(6, 1, float(g["declaredValue"])) + field(7, 2, g["currency"])
-        out += field(12, 2, gl)
+            gl += f_varint(2, ENUMS[g["hsVersion"]])
+        gl += f_double(3, float(g["quantity"])) + f_bytes(4, g["unit"]) + f_double(5, float(g["grossWeightKg"]))
+        gl += f_double(6, float(g["declaredValue"])) + f_bytes(7, g["currency"])
+        out += f_bytes(12, gl)
     return out
 
 
@@ -222,9 +199,8 @@ def main():
     a = p.parse_args()
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "json%d-%d" % (os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
-    for t in ("shipments", "customs"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], "1", "retention.ms=-1"])
+    topics = topic_names(app)
+    create_topics(bootstrap, [topics["shipments"], topics["customs"]], 1)
 
     JSON = "application/json"
     shipments = [  # (key, value bytes, content-type or None)
@@ -246,36 +222,25 @@ def main():
     t_start = time.time()
     try:
         for topic, recs in ((topics["shipments"], shipments), (topics["customs"], customs)):
-            for i, (key, value, ctype) in enumerate(recs):
-                path = os.path.join(tmp, "value")
-                with open(path, "wb") as f:
-                    f.write(value)
-                cmd = ["kcat", "-b", bootstrap, "-P", "-t", topic, "-p", "0", "-k", key]
-                if ctype:
-                    cmd += ["-H", "content-type=" + ctype]
-                subprocess.run(cmd + [path], check=True, capture_output=True, timeout=60)
+            for key, value, ctype in recs:
+                kcat_produce(bootstrap, topic, 0, key, value, [("content-type", ctype)] if ctype else [], tmp)
 
         totals_csv = os.path.join(tmp, "run.csv")
-        cmd = [a.shortfall, "run", "--brokers", bootstrap, "--until-idle", "--totals-csv", totals_csv,
-               "--set", "application_id=" + app, "--set", "repartition.partitions=2",
-               "--set", "metrics.bind=127.0.0.1:0",
-               "--set", "state.dir=" + os.path.join(tmp, "state")]
-        for t in ("shipments", "customs", "alerts", "dlq"):
-            cmd += ["--set", "topics.%s=%s" % (t, topics[t])]
-        with open(os.path.join(tmp, "run.log"), "w+") as log:
-            run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-            try:
-                run.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                pass
-            log.seek(0)
-            err = log.read()
+        cmd = [a.shortfall, "run", "--brokers", bootstrap, "--until-idle", "--totals-csv", totals_csv
+               ] + run_settings(app, topics, os.path.join(tmp, "state"), 2)
+        logged_run = LoggedRun("run", cmd, tmp)
+        run = logged_run.proc
+        try:
+            run.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pass
+        err = logged_run.log()
 
         problems = []
         if run.returncode != 0:
             problems.append("shortfall run exited %s" % run.returncode)
-        m = re.search(r"(\d+) input records \((\d+) accepted, (\d+) invalid, (\d+) late\)", err)
-        counts = tuple(map(int, m.groups())) if m else None
+        c = run_counts(err)
+        counts = (c["records"], c["accepted"], c["invalid"], c["late"]) if c else None
         if counts != (9, 6, 3, 0):
             problems.append("run counted (records, accepted, invalid, late) %s, want (9, 6, 3, 0)" % (counts,))
 
@@ -284,19 +249,10 @@ def main():
         for key in sorted(set(want) | set(got)):
             w, g = want.get(key), got.get(key)
             if w != g:
-                diff = {k: (g.get(k) if g else None, w.get(k) if w else None)
-                        for k in sorted(set(w or {}) | set(g or {})) if (g or {}).get(k) != (w or {}).get(k)}
-                problems.append("%s: {column: (run, expected)} %s" % (key, diff))
+                problems.append("%s: {column: (run, expected)} %s" % (key, column_diff(w or {}, g or {})))
 
-        dlq = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topics["dlq"], "-e", "-q", "-J"],
-                             capture_output=True, timeout=60)
         seen = {}
-        for raw in dlq.stdout.splitlines():
-            if not raw.strip():
-                continue
-            rec = json.loads(raw.decode("utf-8", errors="replace"))
-            flat = rec.get("headers") or []
-            h = dict(zip(flat[0::2], flat[1::2]))
+        for rec, h in kcat_json(bootstrap, topics["dlq"]):
             where = (h.get("shortfall.source.topic"), h.get("shortfall.source.partition"))
             if where != (topics["shipments"], "0"):
                 problems.append("DLQ record from %s: %s" % (where, rec))

@@ -55,7 +55,6 @@ Usage: outage.py SHORTFALL [--guarantee exactly_once|at_least_once] [--events N]
                  [--seed S] [--outage-seconds S] [--idle-after DURATION]
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -64,22 +63,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from restart_resumes import committed_offsets, parse_run_log  # noqa: E402
-from run_matches_replay import KAFKA_SH, replay_totals, run_totals, sh  # noqa: E402
+from kafka_testlib import (KAFKA_SH, STOP_TIMEOUT, LoggedRun, at_end, column_diff, committed_offsets,  # noqa: E402
+                           consumed_input, create_topics, gen_and_replay, http_get, kill_all, parse_run_log,
+                           produce_args, read_dlq, replay_counts, replay_totals, run_totals, sh, terminate,
+                           topic_names, wait_for_metrics_base, write_config)
 
 POLL = 0.5                   # seconds between /healthz + /readyz polls
-STOP_TIMEOUT = 30            # a SIGTERMed `shortfall run` must exit within this
 READY_TIMEOUT = 90           # first /readyz 200 after start
 READY_AGAIN_TIMEOUT = 90     # /readyz 200 again after the broker is back
 CATCH_UP_TIMEOUT = 120       # committed offsets at the end after the last slice
 FINAL_RUN_TIMEOUT = 180      # the --until-idle run
-METRICS_LINE = re.compile(r"shortfall run: metrics on (http://[^/\s]+)/metrics")
 
 
 class Stopwatch:
@@ -91,47 +88,6 @@ class Stopwatch:
 
     def say(self, msg):
         print("[%6.1f s] %s" % (self(), msg), flush=True)
-
-
-def http_get(url, timeout=2.0):
-    """(status, body) of a GET; (None, error text) when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode(errors="replace").strip()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace").strip()
-    except (OSError, ValueError) as e:
-        return None, str(e)
-
-
-def consumed_input(base, topics):
-    """Sum of shortfall_records_consumed_total over the input topics, or None."""
-    status, body = http_get(base + "/metrics")
-    if status != 200:
-        return None
-    total = 0
-    for line in body.splitlines():
-        m = re.match(r'shortfall_records_consumed_total\{[^}]*topic="([^"]+)"[^}]*\}\s+(\S+)', line)
-        if m and m.group(1) in topics:
-            total += int(float(m.group(2)))
-    return total
-
-
-def read_dlq(bootstrap, topic):
-    """Every committed DLQ record's shortfall.* headers, {name without "shortfall.": value}."""
-    r = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-J",
-                        "-X", "isolation.level=read_committed"], capture_output=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("kcat on the DLQ failed: " + r.stderr.decode(errors="replace"))
-    records = []
-    for line in r.stdout.splitlines():
-        if not line.strip():
-            continue
-        flat = json.loads(line.decode("utf-8", errors="replace")).get("headers") or []
-        headers = dict(zip(flat[0::2], flat[1::2]))
-        records.append({k: headers.get("shortfall." + k)
-                        for k in ("reason", "detail", "source.topic", "source.partition", "source.offset")})
-    return records
 
 
 class Watch:
@@ -167,12 +123,6 @@ class Watch:
         return [s for s in self.samples if t_from <= s[0] < t_to]
 
 
-def log_text(log):
-    log.flush()
-    log.seek(0)
-    return log.read()
-
-
 def notable_lines(text, limit=25):
     """The runtime's and librdkafka's log lines, without the configuration dump
     and the connection failures librdkafka logs while the broker is down."""
@@ -206,51 +156,31 @@ def main():
         bootstrap = re.search(r"^KAFKA_BOOTSTRAP=(\S+)$", started.stdout, re.M).group(1)
         clock.say("own broker %s in %s" % (bootstrap, broker_dir))
         app = "outage%d-%d" % (os.getpid(), int(time.time()))
-        topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
+        topics = topic_names(app)
         inputs = {topics["shipments"], topics["customs"]}
-        for t in ("shipments", "customs"):
-            sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], "4", "retention.ms=-1"])
+        create_topics(bootstrap, [topics["shipments"], topics["customs"]], 4)
 
-        events = os.path.join(tmp, "events.pb")
         gen = [a.shortfall, "gen", "--seed", a.seed, "--events", str(a.events), "--partitions", "4"]
-        sh(gen + ["--out", events])
-        replay = sh([a.shortfall, "replay", "--input", events, "--print", "none",
-                     "--totals-csv", os.path.join(tmp, "replay.csv")])
-        m = re.search(r"records (\d+)  accepted (\d+)  invalid (\d+)  late (\d+)", replay.stdout)
-        records, accepted, invalid, late = map(int, m.groups())
-        want_reasons = Counter({k: int(v) for k, v in re.findall(r"^  ([a-z_]+) (\d+)$", replay.stdout, re.M)})
-        if late:
-            want_reasons["late"] = late
-        want = replay_totals(os.path.join(tmp, "replay.csv"))
+        _, replay_csv, replay_out = gen_and_replay(a.shortfall, gen, tmp)
+        counts, want_reasons = replay_counts(replay_out)
+        records, accepted, invalid, late = (counts[k] for k in ("records", "accepted", "invalid", "late"))
+        want = replay_totals(replay_csv)
 
         def produce_cmd(first, last, rate=0):
-            return gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions", "--from-record", str(first),
-                          "--to-record", str(last), "--rate", str(rate),
-                          "--shipments-topic", topics["shipments"], "--customs-topic", topics["customs"]]
+            return produce_args(gen, bootstrap, topics, first, last, rate)
 
         n = a.events
         cuts = [0, n * 4 // 10, n * 6 // 10, n * 8 // 10, n * 95 // 100, n]
 
-        config = os.path.join(tmp, "shortfall.yaml")
-        with open(config, "w") as f:
-            f.write("application_id: %s\n"
-                    "topics:\n  shipments: %s\n  customs: %s\n  alerts: %s\n  dlq: %s\n"
-                    "repartition:\n  partitions: 4\n"
-                    "state:\n  dir: %s\n"
-                    "metrics:\n  bind: 127.0.0.1:0\n"
-                    % (app, topics["shipments"], topics["customs"], topics["alerts"], topics["dlq"],
-                       os.path.join(tmp, "state")))
+        config = write_config(os.path.join(tmp, "shortfall.yaml"), app, topics, os.path.join(tmp, "state"))
         sets = ["--set", "processing.guarantee=" + a.guarantee,
                 "--set", "processing.idle_after=" + a.idle_after,
                 "--set", "kafka.consumer.session.timeout.ms=6000",
                 "--set", "kafka.consumer.heartbeat.interval.ms=1000"]
 
         def start(name, extra):
-            log = open(os.path.join(tmp, name + ".log"), "w+")
-            proc = subprocess.Popen([a.shortfall, "run", "--config", config, "--brokers", bootstrap] + sets + extra,
-                                    stdout=subprocess.DEVNULL, stderr=log, text=True)
-            children.append(proc)
-            return proc, log
+            return LoggedRun(name, [a.shortfall, "run", "--config", config, "--brokers", bootstrap] + sets + extra,
+                             tmp, children)
 
         problems = []
         sh(produce_cmd(cuts[0], cuts[1]))
@@ -258,21 +188,12 @@ def main():
                   % (a.guarantee, records, accepted, invalid, late, cuts[1]))
 
         # --- 1. the live run: ready, and records flowing.
-        live, live_log = start("live", [])
-        base = None
-        deadline = clock() + 60
-        while base is None and clock() < deadline:
-            exited = live.poll() is not None
-            m = METRICS_LINE.search(log_text(live_log))
-            if m:
-                base = m.group(1)
-            elif exited:
-                break
-            else:
-                time.sleep(0.2)
+        live_run = start("live", [])
+        live = live_run.proc
+        base = wait_for_metrics_base(live_run, 60)
         if base is None:
             print("shortfall run printed no metrics address (exit code %s):\n%s"
-                  % (live.poll(), log_text(live_log)[-3000:]))
+                  % (live.poll(), live_run.log()[-3000:]))
             return 1
         watch = Watch(clock, base, live)
         t_started = clock()
@@ -280,8 +201,7 @@ def main():
             why = ("exited %s before it was ready" % live.returncode if live.poll() is not None
                    else "not ready after %d s (last /readyz %s %r)" % (READY_TIMEOUT, watch.samples[-1][2],
                                                                         watch.samples[-1][3]))
-            text = log_text(live_log)
-            print("shortfall run %s:\n%s" % (why, text[-3000:]))
+            print("shortfall run %s:\n%s" % (why, live_run.log()[-3000:]))
             return 1
         clock.say("live run ready after %.1f s (%s)" % (clock() - t_started, base))
         # Slice B at a modest rate, so the broker goes while records are in flight.
@@ -296,7 +216,7 @@ def main():
             return 1
         if not flowing:
             print("input records not flowing: consumed %s of slice A's %d + B (exit code %s)\n%s"
-                  % (consumed_input(base, inputs), cuts[1], live.poll(), log_text(live_log)[-3000:]))
+                  % (consumed_input(base, inputs), cuts[1], live.poll(), live_run.log()[-3000:]))
             return 1
         consumed_at_stop = consumed_input(base, inputs)
         clock.say("records flowing: %s input records consumed, slice B [%d, %d) produced at %d/s"
@@ -359,14 +279,13 @@ def main():
         clock.say("slices C, D [%d, %d) produced" % (cuts[2], cuts[4]))
         offsets = {}
 
-        def at_end():
+        def caught_up():
             offsets.update(committed_offsets(bootstrap, app, inputs))
-            return (len(offsets) == 8 and sum(end for _, end in offsets.values()) == cuts[4]
-                    and all(c == end for c, end in offsets.values()))
+            return at_end(offsets, 8, cuts[4])
 
         live_counts = None
         if live.poll() is None:
-            if watch.poll_until(at_end, clock() + CATCH_UP_TIMEOUT):
+            if watch.poll_until(caught_up, clock() + CATCH_UP_TIMEOUT):
                 clock.say("live run committed the end of all 8 input partitions (%d records)" % cuts[4])
             elif live.poll() is None:
                 problems.append("committed offsets not at the end %d s after the last slice: "
@@ -386,25 +305,21 @@ def main():
                     problems.append("shortfall run exited %s after SIGTERM (want 0)" % live.returncode)
             except subprocess.TimeoutExpired:
                 problems.append("shortfall run still running %d s after SIGTERM" % STOP_TIMEOUT)
-        live_text = log_text(live_log)
+        live_text = live_run.log()
         live_counts = parse_run_log("live run", live_text, problems)
 
         # --- 4. slice E, then until idle on the same state: totals, DLQ.
         sh(produce_cmd(cuts[4], cuts[5]))
         clock.say("slice E [%d, %d) produced" % (cuts[4], cuts[5]))
         final_csv = os.path.join(tmp, "final.csv")
-        final, final_log = start("final", ["--until-idle", "--totals-csv", final_csv])
+        final_run = start("final", ["--until-idle", "--totals-csv", final_csv])
+        final = final_run.proc
         try:
             final.wait(timeout=FINAL_RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
             problems.append("the --until-idle run did not finish in %d s" % FINAL_RUN_TIMEOUT)
-            final.send_signal(signal.SIGTERM)
-            try:
-                final.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                final.kill()
-                final.wait()
-        final_text = log_text(final_log)
+            terminate(final, STOP_TIMEOUT)
+        final_text = final_run.log()
         if final.returncode != 0:
             problems.append("the --until-idle run exited %s" % final.returncode)
         final_counts = parse_run_log("until-idle run", final_text, problems)
@@ -429,7 +344,7 @@ def main():
                 if w is None or g is None:
                     problems.append("%s: series only in %s" % (key, "run" if w is None else "replay"))
                     continue
-                diff = {c: (g.get(c), w.get(c)) for c in sorted(set(w) | set(g)) if g.get(c) != w.get(c)}
+                diff = column_diff(w, g)
                 lost = {c: v for c, v in diff.items() if v[0] is None or v[1] is None or v[0] < v[1]}
                 if exactly or lost:
                     problems.append("%s: {column: (run, replay)} %s" % (key, lost or diff))
@@ -491,10 +406,7 @@ def main():
         print("--- live run, notable log lines:\n" + notable_lines(live_text))
         return 0
     finally:
-        for proc in children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(children)
         subprocess.run([KAFKA_SH, "stop", "--dir", broker_dir], capture_output=True, timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -69,8 +69,8 @@ late and never move the partition's watermark) and add, each, exactly one
 shipment, one goods line, 1000 pieces, 50 kg and 25,000 USD to
 semiconductors MX-US-2304 and semiconductors *.
 
-Then `shortfall run --until-idle --totals-csv` (a config file as in
-restart_resumes.py; `--guarantee exactly_once` adds
+Then `shortfall run --until-idle --totals-csv` (the config file of
+kafka_testlib.write_config, as in restart_resumes.py; `--guarantee exactly_once` adds
 `--set processing.guarantee=exactly_once`) must:
 - exit 0 within RUN_TIMEOUT seconds;
 - leave the group's committed offset equal to the end offset on every input
@@ -100,13 +100,10 @@ Usage: poison_records.py SHORTFALL BOOTSTRAP_FILE [--events N] [--seed S]
          [--guarantee at_least_once|exactly_once] [--without-large] [--keep-tmp]
 """
 import argparse
-import calendar
 import json
 import os
 import random
-import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -115,8 +112,11 @@ from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from restart_resumes import RUN_LOG, committed_offsets  # noqa: E402
-from run_matches_replay import KAFKA_SH, SCALES, replay_totals, run_totals, sh  # noqa: E402
+from kafka_testlib import (SCALES, LoggedRun, column_diff, committed_offsets, create_topics,  # noqa: E402
+                           event_file_records, f_bytes, f_double, f_fixed32, f_fixed64, f_group, f_varint,
+                           gen_and_replay, kcat_produce, produce_args, read_records, read_varint, replay_counts,
+                           replay_totals, run_counts, run_totals, sh, topic_names, varint, wire_fields,
+                           write_config)
 
 RUN_TIMEOUT = 180          # seconds `shortfall run --until-idle` may take
 PARTITIONS = 4             # per input topic
@@ -130,66 +130,14 @@ JSON_CT = "application/json"
 ACCEPTED = "accepted"
 
 # The accepted future event's contribution to each of its two series,
-# in run_matches_replay.read_totals' fixed-point units.
+# in kafka_testlib.read_totals' fixed-point units.
 FUTURE_SERIES = [("semiconductors", "MX-US-2304"), ("semiconductors", "*")]
 FUTURE_DELTA = {"shipments": 1, "goods_lines": 1, "quantity_pcs": 1000 * SCALES["quantity_pcs"],
                 "gross_weight_kg": 50 * SCALES["gross_weight_kg"],
                 "declared_value_usd": 25000 * SCALES["declared_value_usd"]}
 
 
-# --- protobuf wire format, by hand (field numbers from proto/shortfall/v1/).
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def tag(number, wire):
-    return varint(number << 3 | wire)
-
-
-def f_varint(number, n):
-    return tag(number, 0) + varint(n)
-
-
-def f_bytes(number, data):
-    data = data.encode() if isinstance(data, str) else data
-    return tag(number, 2) + varint(len(data)) + data
-
-
-def f_double(number, x):
-    return tag(number, 1) + struct.pack("<d", x)
-
-
-def f_fixed64(number, n):
-    return tag(number, 1) + struct.pack("<Q", n)
-
-
-def f_fixed32(number, n):
-    return tag(number, 5) + struct.pack("<I", n)
-
-
-def f_group(number, inner):
-    return tag(number, 3) + inner + tag(number, 4)
-
-
-def read_varint(buf, i):
-    n = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
-
-
+# --- protobuf wire format (field numbers from proto/shortfall/v1/; encoders in kafka_testlib).
 def wire_valid(buf):
     """True when buf is well-formed protobuf wire format (any fields). Looser
     than protobuf's parser (which also checks known fields' types, nested
@@ -229,22 +177,8 @@ def wire_valid(buf):
 def parse_fields(buf):
     """Top-level fields of a well-formed message: {number: [value, ...]} (ints or bytes)."""
     out = defaultdict(list)
-    i = 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = read_varint(buf, i)
-        elif wire == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wire == 2:
-            n, i = read_varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        elif wire == 5:
-            v, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError("group in an event file record")
-        out[number].append(v)
+    for number, value in wire_fields(buf):
+        out[number].append(value)
     return out
 
 
@@ -358,14 +292,7 @@ def make_batch(b, rng, future_time, with_large):
 # --- the event file.
 def read_event_file(path):
     """[(raw EventRecord bytes, {number: [values]})] in file order."""
-    data = open(path, "rb").read()
-    out, i = [], 0
-    while i < len(data):
-        n, i = read_varint(data, i)
-        raw = data[i:i + n]
-        out.append((raw, parse_fields(raw)))
-        i += n
-    return out
+    return [(raw, parse_fields(raw)) for raw in event_file_records(path)]
 
 
 def newest_actual(records, topic_name):
@@ -397,71 +324,13 @@ def event_record(topic, partition, key, value, record_time=None):
     return out + f_bytes(12, value or b"")
 
 
-def replay_counts(stdout):
-    m = re.search(r"records (\d+)  accepted (\d+)  invalid (\d+)  late (\d+)", stdout)
-    counts = dict(zip(("records", "accepted", "invalid", "late"), map(int, m.groups())))
-    reasons = Counter({k: int(v) for k, v in re.findall(r"^  ([a-z_]+) (\d+)$", stdout, re.M)})
-    if counts["late"]:
-        reasons["late"] = counts["late"]
-    return counts, reasons
-
-
-# --- kcat.
-def kcat_consume(bootstrap, topic, fmt):
-    r = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q",
-                        "-X", "isolation.level=read_committed", "-X", "fetch.message.max.bytes=16777216"]
-                       + (["-J"] if fmt is None else ["-f", fmt]),
-                       capture_output=True, timeout=120)
-    if r.returncode != 0:
-        raise RuntimeError("kcat -C %s failed: %s" % (topic, r.stderr.decode(errors="replace")))
-    return r.stdout
-
-
-def read_records(bootstrap, topic):
-    """Every record of topic: {(partition, offset): {"key", "value" (bytes or None), "headers" {name: value}}}."""
-    # Keys and values byte-exact: a "%p %o %K %S" line (lengths -1 for null), then key and value bytes.
-    data = kcat_consume(bootstrap, topic, "%p %o %K %S\\n%k%s\\n")
-    out, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        p, o, klen, vlen = map(int, data[i:nl].split())
-        i = nl + 1
-        key = data[i:i + klen] if klen >= 0 else None
-        i += max(klen, 0)
-        value = data[i:i + vlen] if vlen >= 0 else None
-        i += max(vlen, 0)
-        if data[i:i + 1] != b"\n":
-            raise RuntimeError("kcat output of %s out of step at %d-%d" % (topic, p, o))
-        i += 1
-        out[(p, o)] = {"key": key, "value": value, "headers": None}
-    # Headers from -J (kcat's %h does not quote commas).
-    for line in kcat_consume(bootstrap, topic, None).splitlines():
-        if line.strip():
-            rec = json.loads(line.decode("utf-8", errors="replace"))
-            flat = rec.get("headers") or []
-            out[(rec["partition"], rec["offset"])]["headers"] = dict(zip(flat[0::2], flat[1::2]))
-    return out
-
-
 def size(value):
     return "null" if value is None else "of %d bytes" % len(value)
 
 
 def produce_poison(bootstrap, topic, rec, tmp):
-    cmd = ["kcat", "-b", bootstrap, "-P", "-t", topic, "-p", str(rec.partition),
-           "-H", "%s=%s" % (POISON_HEADER, rec.id), "-X", "message.max.bytes=16777216"]
-    if rec.content_type:
-        cmd += ["-H", "content-type=" + rec.content_type]
-    if rec.value:  # one file, one record
-        path = os.path.join(tmp, "value")
-        with open(path, "wb") as f:
-            f.write(rec.value)
-        r = subprocess.run(cmd + ["-k", rec.key, path], capture_output=True, timeout=60)
-    else:  # kcat skips empty files; "key:" on stdin with -K: gives an empty value, -Z a null one
-        r = subprocess.run(cmd + ["-K:"] + (["-Z"] if rec.value is None else []),
-                           input=rec.key.encode() + b":\n", capture_output=True, timeout=60)
-    if r.returncode != 0 or r.stderr.strip():
-        raise RuntimeError("kcat -P %s failed (%d): %s" % (rec.id, r.returncode, r.stderr.decode(errors="replace")))
+    headers = [(POISON_HEADER, rec.id)] + ([("content-type", rec.content_type)] if rec.content_type else [])
+    kcat_produce(bootstrap, topic, rec.partition, rec.key, rec.value, headers, tmp)
 
 
 def main():
@@ -477,22 +346,18 @@ def main():
     a = p.parse_args()
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "poison%d-%d" % (os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
+    topics = topic_names(app)
     # The runtime creates only missing topics, with broker defaults: the DLQ
     # is made here so that it keeps its records and takes large ones.
-    for t in ("shipments", "customs", "dlq"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], str(PARTITIONS)] + TOPIC_CONFIGS)
+    create_topics(bootstrap, [topics[t] for t in ("shipments", "customs", "dlq")], PARTITIONS, TOPIC_CONFIGS)
 
     tmp = tempfile.mkdtemp(prefix="shortfall-poison-")
     run = None
     t_start = time.time()
     try:
-        events = os.path.join(tmp, "events.pb")
         gen = [a.shortfall, "gen", "--seed", str(a.seed), "--events", str(a.events), "--partitions", str(PARTITIONS)]
-        sh(gen + ["--out", events])
-        normal_replay = sh([a.shortfall, "replay", "--input", events, "--print", "none",
-                            "--totals-csv", os.path.join(tmp, "replay.csv")])
-        normal_counts, normal_reasons = replay_counts(normal_replay.stdout)
+        events, replay_csv, replay_out = gen_and_replay(a.shortfall, gen, tmp)
+        normal_counts, normal_reasons = replay_counts(replay_out)
         records = read_event_file(events)
         if len(records) != a.events:
             raise RuntimeError("read %d records from %s, want %d" % (len(records), events, a.events))
@@ -507,9 +372,7 @@ def main():
         combined = bytearray()
         for b in range(3):
             first, last = bounds[b], bounds[b + 1]
-            sh(gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions", "--from-record", str(first),
-                      "--to-record", str(last), "--shipments-topic", topics["shipments"],
-                      "--customs-topic", topics["customs"]])
+            sh(produce_args(gen, bootstrap, topics, first, last))
             for raw, _ in records[first:last]:
                 combined += varint(len(raw)) + raw
             newest = newest_actual(records[:last], file_topic["shipments"])
@@ -565,23 +428,15 @@ def main():
             return 1
 
         # --- run until idle.
-        config = os.path.join(tmp, "shortfall.yaml")
-        with open(config, "w") as f:
-            f.write("application_id: %s\n"
-                    "topics:\n  shipments: %s\n  customs: %s\n  alerts: %s\n  dlq: %s\n"
-                    "repartition:\n  partitions: 4\n"
-                    "state:\n  dir: %s\n"
-                    "metrics:\n  bind: 127.0.0.1:0\n"
-                    % (app, topics["shipments"], topics["customs"], topics["alerts"], topics["dlq"],
-                       os.path.join(tmp, "state")))
+        config = write_config(os.path.join(tmp, "shortfall.yaml"), app, topics, os.path.join(tmp, "state"))
         run_csv = os.path.join(tmp, "run.csv")
         cmd = [a.shortfall, "run", "--config", config, "--brokers", bootstrap, "--until-idle",
                "--totals-csv", run_csv]
         if a.guarantee != "at_least_once":
             cmd += ["--set", "processing.guarantee=" + a.guarantee]
-        log = open(os.path.join(tmp, "run.log"), "w+")
         t_run = time.time()
-        run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        logged_run = LoggedRun("run", cmd, tmp)
+        run = logged_run.proc
         try:
             run.wait(timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -590,9 +445,7 @@ def main():
             run.kill()
             run.wait()
         run_seconds = time.time() - t_run
-        log.seek(0)
-        err = log.read()
-        log.close()
+        err = logged_run.log()
         if run.returncode != 0:
             problems.append("shortfall run exited %s (want 0)" % run.returncode)
 
@@ -606,12 +459,10 @@ def main():
                             "{partition: (committed, end)} %s" % (len(behind), len(ends), behind))
 
         # --- the run's own counts.
-        m = RUN_LOG.search(err)
         want_log = {"records": n_input, "accepted": normal_counts["accepted"] + len(accepted_poison),
                     "invalid": normal_counts["invalid"] + len(poison) - len(accepted_poison),
                     "late": normal_counts["late"], "late_stage_two": 0}
-        got_log = dict(zip(("records", "accepted", "invalid", "late", "late_stage_two"), map(int, m.groups()))) \
-            if m else None
+        got_log = run_counts(err)
         if got_log != want_log:
             problems.append("run logged %s, want %s" % (got_log, want_log))
 
@@ -689,7 +540,7 @@ def main():
             problems.append("the normal slice has no unparseable or no late records: %s" % dict(normal_reasons))
 
         # --- totals: replay of the normal slice + the accepted future events.
-        want = replay_totals(os.path.join(tmp, "replay.csv"))
+        want = replay_totals(replay_csv)
         for series in FUTURE_SERIES:
             row = want.get(series)
             if row is None:
@@ -703,8 +554,7 @@ def main():
         def compare(name, got):
             for key in sorted(set(want) | set(got)):
                 if want.get(key) != got.get(key):
-                    w, g = want.get(key) or {}, got.get(key) or {}
-                    diff = {k: (g.get(k), w.get(k)) for k in sorted(set(w) | set(g)) if g.get(k) != w.get(k)}
+                    diff = column_diff(want.get(key) or {}, got.get(key) or {})
                     problems.append("%s %s: {column: (%s, expected)} %s" % (name, key, name, diff))
         if os.path.exists(run_csv):
             compare("run", run_totals([run_csv]))

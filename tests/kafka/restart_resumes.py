@@ -32,9 +32,7 @@ that too), so the two slices are exactly the file's records [0, N/2) and
 Usage: restart_resumes.py SHORTFALL BOOTSTRAP_FILE [--events N] [--seed S]
 """
 import argparse
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -45,49 +43,9 @@ from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run_matches_replay import KAFKA_SH, replay_totals, run_totals, sh  # noqa: E402
-
-STOP_TIMEOUT = 30  # seconds a SIGTERMed `shortfall run` may take to exit
-RUN_LOG = re.compile(r"(\d+) input records \((\d+) accepted, (\d+) invalid, (\d+) late\), \d+ repartition "
-                     r"records sent, \d+ applied \((\d+) too late for their window\)")
-
-
-def committed_offsets(bootstrap, group, topics):
-    """{(topic, partition): (committed, log_end)} for `topics`; committed is None when '-'."""
-    out = subprocess.run([KAFKA_SH, "run", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                          "--bootstrap-server", bootstrap, "--describe", "--group", group],
-                         capture_output=True, text=True, timeout=60).stdout
-    result = {}
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) >= 6 and f[0] == group and f[1] in topics:
-            result[(f[1], int(f[2]))] = (None if f[3] == "-" else int(f[3]), int(f[4]))
-    return result
-
-
-def read_dlq(bootstrap, topic):
-    """Every DLQ record's shortfall.* headers as {name without "shortfall.": value} (None when absent)."""
-    r = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-J"],
-                       capture_output=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("kcat on the DLQ failed: " + r.stderr.decode(errors="replace"))
-    records = []
-    for line in r.stdout.splitlines():
-        if not line.strip():
-            continue
-        flat = json.loads(line.decode("utf-8", errors="replace")).get("headers") or []
-        headers = dict(zip(flat[0::2], flat[1::2]))
-        records.append({k: headers.get("shortfall." + k)
-                        for k in ("reason", "detail", "source.topic", "source.partition", "source.offset")})
-    return records
-
-
-def parse_run_log(name, err, problems):
-    m = RUN_LOG.search(err)
-    if not m:
-        problems.append("%s: no final counts line in its log" % name)
-        return None
-    return dict(zip(("records", "accepted", "invalid", "late", "late_stage_two"), map(int, m.groups())))
+from kafka_testlib import (STOP_TIMEOUT, LoggedRun, at_end, column_diff, committed_offsets,  # noqa: E402
+                           create_topics, gen_and_replay, kill_all, parse_run_log, produce_args, read_dlq,
+                           replay_counts, replay_totals, run_totals, sh, topic_names, write_config)
 
 
 def main():
@@ -99,84 +57,58 @@ def main():
     a = p.parse_args()
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "restart%d-%d" % (os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
+    topics = topic_names(app)
     inputs = {topics["shipments"], topics["customs"]}
-    for t in ("shipments", "customs"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], "4", "retention.ms=-1"])
+    create_topics(bootstrap, [topics["shipments"], topics["customs"]], 4)
 
     tmp = tempfile.mkdtemp(prefix="shortfall-restart-")
     children = []
     t_start = time.time()
     try:
-        events = os.path.join(tmp, "events.pb")
         gen = [a.shortfall, "gen", "--seed", a.seed, "--events", str(a.events), "--partitions", "4"]
-        sh(gen + ["--out", events])
-        replay = sh([a.shortfall, "replay", "--input", events, "--print", "none",
-                     "--totals-csv", os.path.join(tmp, "replay.csv")])
-        m = re.search(r"records (\d+)  accepted (\d+)  invalid (\d+)  late (\d+)", replay.stdout)
-        records, accepted, invalid, late = map(int, m.groups())
-        want_reasons = Counter({k: int(v) for k, v in re.findall(r"^  ([a-z_]+) (\d+)$", replay.stdout, re.M)})
-        if late:
-            want_reasons["late"] = late
+        _, replay_csv, replay_out = gen_and_replay(a.shortfall, gen, tmp)
+        counts, want_reasons = replay_counts(replay_out)
+        records, accepted, invalid, late = (counts[k] for k in ("records", "accepted", "invalid", "late"))
 
         def produce(first, last):
-            sh(gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions", "--from-record", str(first),
-                      "--to-record", str(last), "--shipments-topic", topics["shipments"],
-                      "--customs-topic", topics["customs"]])
+            sh(produce_args(gen, bootstrap, topics, first, last))
 
-        config = os.path.join(tmp, "shortfall.yaml")
-        with open(config, "w") as f:
-            f.write("application_id: %s\n"
-                    "topics:\n  shipments: %s\n  customs: %s\n  alerts: %s\n  dlq: %s\n"
-                    "repartition:\n  partitions: 4\n"
-                    "state:\n  dir: %s\n"
-                    "metrics:\n  bind: 127.0.0.1:0\n"
-                    % (app, topics["shipments"], topics["customs"], topics["alerts"], topics["dlq"],
-                       os.path.join(tmp, "state")))
+        config = write_config(os.path.join(tmp, "shortfall.yaml"), app, topics, os.path.join(tmp, "state"))
 
         def start(name, extra):
-            log = open(os.path.join(tmp, name + ".log"), "w+")
-            proc = subprocess.Popen([a.shortfall, "run", "--config", config, "--brokers", bootstrap] + extra,
-                                    stdout=subprocess.DEVNULL, stderr=log, text=True)
-            children.append(proc)
-            return proc, log
-
-        def log_text(log):
-            log.flush()
-            log.seek(0)
-            return log.read()
+            return LoggedRun(name, [a.shortfall, "run", "--config", config, "--brokers", bootstrap] + extra,
+                             tmp, children)
 
         problems = []
         half = a.events // 2
         produce(0, half)
 
         # --- run one: until the group has committed the first half, then SIGTERM.
-        run1, log1 = start("run1", [])
+        run1 = start("run1", [])
         deadline = time.time() + 90
         caught_up = False
         offsets = {}
-        while time.time() < deadline and run1.poll() is None:
+        while time.time() < deadline and run1.alive():
             offsets = committed_offsets(bootstrap, app, inputs)
-            if (len(offsets) == 8 and sum(end for _, end in offsets.values()) == half
-                    and all(c == end for c, end in offsets.values())):
+            if at_end(offsets, 8, half):
                 caught_up = True
                 break
             time.sleep(0.5)
         if not caught_up:
             print("run one never committed the first half (exit code %s); last offsets %s"
-                  % (run1.poll(), offsets))
-            print(log_text(log1)[-3000:])
+                  % (run1.proc.poll(), offsets))
+            print(run1.log()[-3000:])
             return 1
         t_term = time.time()
-        run1.send_signal(signal.SIGTERM)
+        run1.proc.send_signal(signal.SIGTERM)
         try:
-            run1.wait(timeout=STOP_TIMEOUT)
+            run1.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             problems.append("run one still running %d s after SIGTERM" % STOP_TIMEOUT)
         stop_seconds = time.time() - t_term
-        err1 = log_text(log1)
-        if run1.returncode != 0:
-            problems.append("run one exited %s after SIGTERM (want 0)" % run1.returncode)
+        err1 = run1.log()
+        if run1.proc.returncode != 0:
+            problems.append("run one exited %s after SIGTERM (want 0)" % run1.proc.returncode)
         c1 = parse_run_log("run one", err1, problems)
         if c1 and c1["records"] != half:
             problems.append("run one read %d input records, want exactly the first half, %d" % (c1["records"], half))
@@ -188,23 +120,22 @@ def main():
         # --- run two: the second half, until idle, same config and state dir.
         produce(half, a.events)
         run2_csv = os.path.join(tmp, "run2.csv")
-        run2, log2 = start("run2", ["--until-idle", "--totals-csv", run2_csv])
+        run2 = start("run2", ["--until-idle", "--totals-csv", run2_csv])
         try:
-            run2.wait(timeout=240)
+            run2.proc.wait(timeout=240)
         except subprocess.TimeoutExpired:
             problems.append("run two (--until-idle) did not finish in 240 s")
-        err2 = log_text(log2)
-        if run2.returncode != 0:
-            problems.append("run two exited %s" % run2.returncode)
+        err2 = run2.log()
+        if run2.proc.returncode != 0:
+            problems.append("run two exited %s" % run2.proc.returncode)
         c2 = parse_run_log("run two", err2, problems)
 
         if os.path.exists(run2_csv):
-            want = replay_totals(os.path.join(tmp, "replay.csv"))
+            want = replay_totals(replay_csv)
             got = run_totals([run2_csv])
             for key in sorted(set(want) | set(got)):
                 if want.get(key) != got.get(key):
-                    w, g = want.get(key) or {}, got.get(key) or {}
-                    diff = {k: (g.get(k), w.get(k)) for k in sorted(set(w) | set(g)) if g.get(k) != w.get(k)}
+                    diff = column_diff(want.get(key) or {}, got.get(key) or {})
                     problems.append("%s: {column: (run, replay)} %s" % (key, diff))
             if len(want) < 20:
                 problems.append("scenario too small to test anything: %d series" % len(want))
@@ -251,10 +182,7 @@ def main():
                  dict(reasons), time.time() - t_start))
         return 0
     finally:
-        for proc in children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(children)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

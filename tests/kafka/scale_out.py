@@ -20,18 +20,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run_matches_replay import KAFKA_SH, replay_totals, run_totals, sh  # noqa: E402
+from kafka_testlib import (committed_offsets, create_topics, gen_and_replay, produce_args,  # noqa: E402
+                           replay_totals, run_settings, run_totals, sh, topic_names)
 
 
 def group_lag(bootstrap, group):
     """Total lag of the group over all its partitions, or None while unknown."""
-    out = subprocess.run([KAFKA_SH, "run", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                          "--bootstrap-server", bootstrap, "--describe", "--group", group],
-                         capture_output=True, text=True).stdout
-    lags = [line.split()[5] for line in out.splitlines() if line.startswith(group + " ")]
-    if not lags or any(l == "-" for l in lags):
+    offsets = committed_offsets(bootstrap, group)
+    if not offsets or any(c is None for c, _ in offsets.values()):
         return None
-    return sum(int(l) for l in lags)
+    return sum(end - c for c, end in offsets.values())
 
 
 def wait_for_lag_zero(bootstrap, group, timeout=120):
@@ -51,30 +49,21 @@ def main():
     a = p.parse_args()
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "scale%d-%d" % (os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
-    for t in ("shipments", "customs"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], "8", "retention.ms=-1"])
+    topics = topic_names(app)
+    create_topics(bootstrap, [topics["shipments"], topics["customs"]], 8)
     with tempfile.TemporaryDirectory() as tmp:
         gen = [a.shortfall, "gen", "--seed", "33", "--events", str(a.events), "--partitions", "8",
                "--malformed-rate", "0.005", "--late-rate", "0.003"]
-        sh(gen + ["--out", os.path.join(tmp, "events.pb")])
-        sh([a.shortfall, "replay", "--input", os.path.join(tmp, "events.pb"), "--print", "none",
-            "--totals-csv", os.path.join(tmp, "replay.csv")])
+        _, replay_csv, _ = gen_and_replay(a.shortfall, gen, tmp)
 
         def produce(first, last):
-            sh(gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions", "--from-record", str(first),
-                      "--to-record", str(last), "--shipments-topic", topics["shipments"],
-                      "--customs-topic", topics["customs"]])
+            sh(produce_args(gen, bootstrap, topics, first, last))
 
         def start(name):
-            cmd = [a.shortfall, "run", "--brokers", bootstrap, "--totals-csv", os.path.join(tmp, name + ".csv"),
-                   "--set", "application_id=" + app, "--set", "repartition.partitions=4",
-                   "--set", "state.dir=" + os.path.join(tmp, "state-" + name),
-                   "--set", "metrics.bind=127.0.0.1:0",
-                   "--set", "kafka.consumer.session.timeout.ms=6000",
-                   "--set", "kafka.consumer.heartbeat.interval.ms=500"]
-            for t in ("shipments", "customs", "alerts", "dlq"):
-                cmd += ["--set", "topics.%s=%s" % (t, topics[t])]
+            cmd = ([a.shortfall, "run", "--brokers", bootstrap, "--totals-csv", os.path.join(tmp, name + ".csv")] +
+                   run_settings(app, topics, os.path.join(tmp, "state-" + name)) +
+                   ["--set", "kafka.consumer.session.timeout.ms=6000",
+                    "--set", "kafka.consumer.heartbeat.interval.ms=500"])
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         third = a.events // 3
@@ -101,7 +90,7 @@ def main():
         b_records = re.search(r"(\d+) input records", b_err)
         if not b_records or int(b_records.group(1)) == 0:
             problems.append("B processed no input while it was in the group")
-        want = replay_totals(os.path.join(tmp, "replay.csv"))
+        want = replay_totals(replay_csv)
         got = run_totals([os.path.join(tmp, "a.csv")])
         for key in sorted(set(want) | set(got)):
             if want.get(key) != got.get(key):

@@ -86,7 +86,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run_matches_replay import KAFKA_SH, replay_totals, run_totals, sh  # noqa: E402
+from kafka_testlib import (at_end, column_diff, create_topics, gen_and_replay, group_offsets,  # noqa: E402
+                           kill_all, produce_args, read_varint, replay_totals, run_settings, run_totals, sh,
+                           terminate)
 
 UNWRITABLE_TIMEOUT = 30  # seconds `run` may take to give up on an unwritable state dir
 FIRST_SLICE_TIMEOUT = 60  # seconds to commit the first slice
@@ -101,29 +103,6 @@ UNWRITABLE_EXITS = (1, 2)
 INPUT_PARTITIONS = 4  # per input topic
 REPARTITION_PARTITIONS = 4
 CHECKPOINT_KEY = b"shortfall.checkpoint"
-
-
-# --- Kafka group offsets -----------------------------------------------------------------------
-
-def group_offsets(bootstrap, group):
-    """{(topic, partition): (committed or None, log_end)} of every partition the group describes,
-    or {} when the group has no offsets; raises when ConsumerGroupCommand's answer is not understood."""
-    r = subprocess.run([KAFKA_SH, "run", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                        "--bootstrap-server", bootstrap, "--describe", "--group", group],
-                       capture_output=True, text=True, timeout=60)
-    result = {}
-    understood = False
-    for line in (r.stdout + "\n" + r.stderr).splitlines():
-        f = line.split()
-        if f[:2] == ["GROUP", "TOPIC"] or "has no active members" in line:
-            understood = True
-        if len(f) >= 6 and f[0] == group and f[2].isdigit():
-            result[(f[1], int(f[2]))] = (None if f[3] == "-" else int(f[3]), int(f[4]))
-    if "GroupIdNotFoundException" in r.stdout + r.stderr:
-        understood = True  # never committed, never joined
-    if not understood:
-        raise RuntimeError("ConsumerGroupCommand --describe --group %s: %s %s" % (group, r.stdout, r.stderr))
-    return result
 
 
 # --- RocksDB write-ahead log (the task stores' checkpoints) ------------------------------------
@@ -189,19 +168,8 @@ def wal_batches(data):
     return batches, "end" if pos == len(data) else "torn header at byte %d" % pos
 
 
-def _varint(b, pos):
-    value, shift = 0, 0
-    while True:
-        c = b[pos]
-        pos += 1
-        value |= (c & 0x7F) << shift
-        if c < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _slice(b, pos):
-    n, pos = _varint(b, pos)
+    n, pos = read_varint(b, pos)
     return b[pos:pos + n], pos + n
 
 
@@ -213,7 +181,7 @@ def batch_checkpoint(batch):
         pos += 1
         cf = 0
         if tag in (0x4, 0x5, 0x8):  # column family deletion, value, single deletion
-            cf, pos = _varint(batch, pos)
+            cf, pos = read_varint(batch, pos)
         if tag in (0x0, 0x3, 0x4, 0x7, 0x8):  # deletions and log data: one slice
             _, pos = _slice(batch, pos)
         elif tag in (0x1, 0x5):  # values: key, value
@@ -300,8 +268,7 @@ def main():
     bootstrap = open(a.bootstrap_file).read().strip()
     base = "sdfault%d-%d" % (os.getpid(), int(time.time()))
     inputs = {"shipments": base + ".shipments", "customs": base + ".customs"}
-    for t in inputs.values():
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", t, str(INPUT_PARTITIONS), "retention.ms=-1"])
+    create_topics(bootstrap, inputs.values(), INPUT_PARTITIONS)
     input_tps = {(t, i) for t in inputs.values() for i in range(INPUT_PARTITIONS)}
 
     tmp = tempfile.mkdtemp(prefix="shortfall-state-faults-")
@@ -309,39 +276,17 @@ def main():
     problems = []
     t_start = time.time()
     try:
-        events = os.path.join(tmp, "events.pb")
         gen = [a.shortfall, "gen", "--seed", a.seed, "--events", str(a.events), "--partitions",
                str(INPUT_PARTITIONS)]
-        sh(gen + ["--out", events])
-        replay_csv = os.path.join(tmp, "replay.csv")
-        sh([a.shortfall, "replay", "--input", events, "--print", "none", "--totals-csv", replay_csv])
+        _, replay_csv, _ = gen_and_replay(a.shortfall, gen, tmp)
 
         def produce_cmd(first, last, rate=0):
-            return gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions", "--from-record", str(first),
-                          "--to-record", str(last), "--rate", str(rate), "--shipments-topic", inputs["shipments"],
-                          "--customs-topic", inputs["customs"]]
-
-        def stop(proc):
-            """SIGTERM (so the run logs its counts), then SIGKILL."""
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            return produce_args(gen, bootstrap, inputs, first, last, rate)
 
         def run_cmd(app, state_dir, extra=()):
-            cmd = [a.shortfall, "run", "--brokers", bootstrap,
-                   "--set", "application_id=" + app,
-                   "--set", "processing.guarantee=" + a.guarantee,
-                   "--set", "repartition.partitions=%d" % REPARTITION_PARTITIONS,
-                   "--set", "topics.shipments=" + inputs["shipments"],
-                   "--set", "topics.customs=" + inputs["customs"],
-                   "--set", "topics.alerts=%s.alerts" % app,
-                   "--set", "topics.dlq=%s.dlq" % app,
-                   "--set", "state.dir=" + state_dir,
-                   "--set", "metrics.bind=127.0.0.1:0"]
-            return cmd + list(extra)
+            topics = dict(inputs, alerts=app + ".alerts", dlq=app + ".dlq")
+            return ([a.shortfall, "run", "--brokers", bootstrap, "--set", "processing.guarantee=" + a.guarantee] +
+                    run_settings(app, topics, state_dir, REPARTITION_PARTITIONS) + list(extra))
 
         def error_lines(err, needle):
             return [line for line in err.splitlines() if needle in line]
@@ -398,8 +343,7 @@ def main():
         caught_up = False
         while time.time() < deadline and run_b.poll() is None:
             offsets = {tp: v for tp, v in group_offsets(bootstrap, app_b).items() if tp in input_tps}
-            if (len(offsets) == len(input_tps) and sum(end for _, end in offsets.values()) == first
-                    and all(c == end for c, end in offsets.values())):
+            if at_end(offsets, len(input_tps), first):
                 caught_up = True
                 break
             time.sleep(0.5)
@@ -427,7 +371,7 @@ def main():
             problems.append("disk full: `run` still running %d s after the second slice (limit %d B never "
                             "hit? largest files %s)"
                             % (FAULT_TIMEOUT, limit, [(s, os.path.relpath(f, state_b)) for s, f in files[:3]]))
-            stop(run_b)
+            terminate(run_b, STOP_TIMEOUT)
         seconds_b = time.time() - t0
         _, produced = producer.communicate(timeout=120)
         if producer.returncode != 0:
@@ -508,7 +452,7 @@ def main():
         try:
             _, err_r = restart.communicate(timeout=RESTART_TIMEOUT)
         except subprocess.TimeoutExpired:
-            stop(restart)
+            terminate(restart, STOP_TIMEOUT)
             _, err_r = restart.communicate()
             problems.append("restart: `run --until-idle` still running after %d s (stopped with SIGTERM): it never "
                             "saw every partition caught up" % RESTART_TIMEOUT)
@@ -535,7 +479,7 @@ def main():
                 if w is None or g is None:
                     problems.append("series %s: run %s, replay %s" % (key, g, w))
                     continue
-                diff = {k: (g.get(k), w.get(k)) for k in sorted(set(w) | set(g)) if g.get(k) != w.get(k)}
+                diff = column_diff(w, g)
                 if not diff:
                     continue
                 if eos:
@@ -567,10 +511,7 @@ def main():
                  "matches replay exactly" if not excess_series else "has no loss", time.time() - t_start))
         return 0
     finally:
-        for proc in children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(children)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

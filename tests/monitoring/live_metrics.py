@@ -54,7 +54,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -66,13 +65,14 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-KAFKA_SH = os.path.join(REPO, "tools", "kafka.sh")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
 import promql_names  # noqa: E402
+from kafka_testlib import (LoggedRun, create_topics, event_file_records, parse_metrics, produce_args,  # noqa: E402
+                           run_settings, sh, terminate, topic_names, wait_for_metrics_base, wire_fields)
 
 DASHBOARD = os.path.join(REPO, "monitoring", "grafana", "dashboards", "shortfall.json")
 RULE_FILES = sorted(glob.glob(os.path.join(REPO, "monitoring", "prometheus", "rules", "*.yml")))
-METRICS_URL = re.compile(r"shortfall run: metrics on (http://[^\s/]+)/metrics")
 # Series a healthy run has no sample for, which queries may still match.
 ABSENT_WHEN_HEALTHY = {("shortfall_commits_total", "result", "failed")}
 # Labels Prometheus attaches at scrape time.
@@ -80,64 +80,13 @@ TARGET_LABELS = {"job", "instance"}
 MEASURES = {"shipments": "shipments", "gross_kg": "gross_weight_kg", "value_usd": "declared_value_usd"}
 
 
-def sh(args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
-
-
-def varint(buf, i):
-    shift = value = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
-
 def count_topics(path):
     """{topic: records} of a length-delimited EventRecord file (field 1: topic)."""
-    buf = open(path, "rb").read()
     counts = {}
-    i = 0
-    while i < len(buf):
-        size, i = varint(buf, i)
-        end = i + size
-        j, topic = i, None
-        while j < end:
-            key, j = varint(buf, j)
-            field, wire = key >> 3, key & 7
-            if wire == 0:
-                _, j = varint(buf, j)
-            elif wire == 2:
-                n, j = varint(buf, j)
-                if field == 1:
-                    topic = buf[j:j + n].decode()
-                    break
-                j += n
-            elif wire == 1:
-                j += 8
-            elif wire == 5:
-                j += 4
-            else:
-                raise ValueError("unexpected wire type %d in %s" % (wire, path))
+    for record in event_file_records(path):
+        topic = next((value.decode() for number, value in wire_fields(record) if number == 1), None)
         counts[topic] = counts.get(topic, 0) + 1
-        i = end
     return counts
-
-
-def parse_metrics(text):
-    """[(name, {label: value}, value)] of the sample lines of a text exposition."""
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)", line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="((?:\\.|[^"\\])*)"', m.group(2) or ""))
-        samples.append((m.group(1), labels, float(m.group(3))))
-    return samples
 
 
 def http_get(url, timeout=10):
@@ -274,21 +223,15 @@ def main():
     t_start = time.time()
     bootstrap = open(a.bootstrap_file).read().strip()
     app = "mon%s%d-%d" % (a.mode[0], os.getpid(), int(time.time()))
-    topics = {k: "%s.%s" % (app, k) for k in ("shipments", "customs", "alerts", "dlq")}
-    for t in ("shipments", "customs"):
-        sh([KAFKA_SH, "topics", "--bootstrap", bootstrap, "create", topics[t], "4", "retention.ms=-1"], timeout=120)
+    topics = topic_names(app)
+    create_topics(bootstrap, [topics["shipments"], topics["customs"]], 4, timeout=120)
 
     tmp = tempfile.mkdtemp(prefix="shortfall-monitoring-")
     children = []
-    logs = {}
+    runs = {}
 
     def log_text(name):
-        f = logs.get(name)
-        if not f:
-            return ""
-        f.flush()
-        f.seek(0)
-        return f.read()
+        return runs[name].log() if name in runs else ""
 
     try:
         events = os.path.join(tmp, "events.pb")
@@ -303,34 +246,20 @@ def main():
             return 1
 
         def produce():
-            out = sh(gen + ["--to-kafka", "--brokers", bootstrap, "--keep-partitions",
-                            "--shipments-topic", topics["shipments"], "--customs-topic", topics["customs"]],
-                     timeout=300)
+            out = sh(produce_args(gen, bootstrap, topics), timeout=300)
             m = re.search(r"(\d+) delivered, (\d+) failed", out.stderr + out.stdout)
             if not m or int(m.group(1)) != a.events or int(m.group(2)):
                 raise RuntimeError("gen --to-kafka: " + out.stderr)
 
         def start(name, args):
-            logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logs[name], text=True)
-            children.append((name, proc))
-            return proc
+            runs[name] = LoggedRun(name, args, tmp, children)
+            return runs[name].proc
 
         if a.mode == "queries":
             produce()
-        run = start("shortfall", [
-            a.shortfall, "run", "--brokers", bootstrap,
-            "--set", "application_id=" + app,
-            "--set", "topics.shipments=" + topics["shipments"], "--set", "topics.customs=" + topics["customs"],
-            "--set", "topics.alerts=" + topics["alerts"], "--set", "topics.dlq=" + topics["dlq"],
-            "--set", "repartition.partitions=4", "--set", "state.dir=" + os.path.join(tmp, "state"),
-            "--set", "metrics.bind=127.0.0.1:0"])
-        base = None
-        deadline = time.time() + 30
-        while base is None and time.time() < deadline and run.poll() is None:
-            m = METRICS_URL.search(log_text("shortfall"))
-            base = m.group(1) if m else None
-            time.sleep(0.1)
+        run = start("shortfall", [a.shortfall, "run", "--brokers", bootstrap] +
+                    run_settings(app, topics, os.path.join(tmp, "state")))
+        base = wait_for_metrics_base(runs["shortfall"], 30)
         if base is None:
             print("shortfall run printed no metrics URL (exit %s):\n%s" % (run.poll(), log_text("shortfall")[-3000:]))
             return 1
@@ -525,16 +454,9 @@ def main():
                  t_done - t_produce, time.time() - t_start))
         return 0
     finally:
-        for name, proc in reversed(children):
+        for proc in reversed(children):
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        for f in logs.values():
-            f.close()
+                terminate(proc, 30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
