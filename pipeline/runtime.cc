@@ -272,6 +272,8 @@ Status Runtime::Start() {
     for (std::string_view store : {kVolumesStore, WatermarkStore(EventSource::kShipments),
                                    WatermarkStore(EventSource::kCustoms)}) {
       producer_->TrackOffsets(ChangelogTopicName(c, store));
+      // At 0 from the start: a series born at its first increment shows no rate().
+      if (options_.probe != nullptr) options_.probe->AddRestored(ChangelogTopicName(c, store), 0);
     }
     // Fences an older run with this transactional.id and aborts what it left open.
     SHORTFALL_RETURN_IF_ERROR(producer_->InitTransactions(30 * kMsPerSecond));
@@ -335,8 +337,13 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
   std::vector<std::unique_ptr<RdKafka::Message>> batch;
   operators::StateWriteBatch writes;
   uint64_t applied = 0;
+  auto last_progress = began;
   for (;;) {
     if (stop_.load()) return AbortedError("stopped while restoring " + store.dir());
+    if (const auto now = std::chrono::steady_clock::now(); now - last_progress >= std::chrono::seconds(5)) {
+      log_ << "shortfall run: restoring " << store.dir() << ": " << applied << " records so far\n";
+      last_progress = now;
+    }
     batch.clear();
     SHORTFALL_ASSIGN_OR_RETURN(size_t n, restore_consumer_->ConsumeBatch(10000, 200, &batch));
     writes.Clear();

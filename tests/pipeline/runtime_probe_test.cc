@@ -78,6 +78,7 @@ void CallEveryVerb(RuntimeProbe& probe) {
   probe.SetTasks("input", 8);
   probe.SetTasks("repartition", 4);
   probe.SetStateStore(1500, 1 << 20, 3 << 20);
+  probe.AddRestored("app-volumes-changelog", 12);
   probe.AddAlert("semiconductors", "volume_drop", "critical", "open");
   probe.SetOpenAlerts("semiconductors", "volume_drop", 1);
   probe.SetVolume("semiconductors", "MX-US-2304", "7d", "shipments", 41);
@@ -230,6 +231,15 @@ TEST_F(RuntimeProbeTest, CommitResultsExistAtZeroBeforeTheFirstCommit) {
   EXPECT_TRUE(HasLine("shortfall_commits_total{result=\"failed\"} 0")) << Text();
 }
 
+TEST_F(RuntimeProbeTest, CountsRestoredRecordsByChangelogTopic) {
+  probe_.AddRestored("app-volumes-changelog", 1000);
+  probe_.AddRestored("app-volumes-changelog", 234);
+  probe_.AddRestored("app-customs-watermarks-changelog", 2);
+
+  EXPECT_TRUE(HasLine("shortfall_restored_records_total{topic=\"app-volumes-changelog\"} 1234"));
+  EXPECT_TRUE(HasLine("shortfall_restored_records_total{topic=\"app-customs-watermarks-changelog\"} 2"));
+}
+
 TEST_F(RuntimeProbeTest, ReportsReadinessAndBuildInfo) {
   EXPECT_TRUE(HasLine("shortfall_ready 0"));  // not ready until told
 
@@ -249,7 +259,7 @@ TEST_F(RuntimeProbeTest, EveryFamilyHasHelpAndType) {
         "shortfall_commits_total", "shortfall_processing_latency_seconds", "shortfall_watermark_lag_seconds",
         "shortfall_event_time_watermark_seconds", "shortfall_tasks", "shortfall_state_keys",
         "shortfall_state_bytes", "shortfall_alerts_total", "shortfall_open_alerts", "shortfall_volume",
-        "shortfall_volume_baseline", "shortfall_ready", "shortfall_build_info"}) {
+        "shortfall_volume_baseline", "shortfall_restored_records_total", "shortfall_ready", "shortfall_build_info"}) {
     EXPECT_NE(text.find("# HELP " + std::string(name) + " "), std::string::npos) << name;
     EXPECT_NE(text.find("# TYPE " + std::string(name) + " "), std::string::npos) << name;
   }
