@@ -389,6 +389,9 @@ const std::vector<Leaf>& Leaves() {
       {.path = "processing.idle_after",
        .set = [](std::string_view t, RunConfig* c) { return SetDuration(t, &c->idle_after); },
        .show = [](const RunConfig& c) { return FormatDuration(c.idle_after); }},
+      {.path = "processing.num_standby_replicas",
+       .set = [](std::string_view t, RunConfig* c) { return SetInt(t, &c->num_standby_replicas); },
+       .show = [](const RunConfig& c) { return std::to_string(c.num_standby_replicas); }},
       {.path = "state.dir",
        .set = [](std::string_view t, RunConfig* c) { return SetString(t, &c->state_dir); },
        .show = [](const RunConfig& c) { return YamlString(c.state_dir); }},
@@ -780,7 +783,8 @@ bool operator==(const RunConfig& a, const RunConfig& b) {
          a.repartition_partitions == b.repartition_partitions &&
          a.replication_factor == b.replication_factor && a.guarantee == b.guarantee &&
          a.commit_interval == b.commit_interval && a.batch_size == b.batch_size &&
-         a.shutdown_timeout == b.shutdown_timeout && a.idle_after == b.idle_after && a.state_dir == b.state_dir &&
+         a.shutdown_timeout == b.shutdown_timeout && a.idle_after == b.idle_after &&
+         a.num_standby_replicas == b.num_standby_replicas && a.state_dir == b.state_dir &&
          a.catalog_path == b.catalog_path && wa.bucket == wb.bucket && wa.rolling == wb.rolling &&
          wa.allowed_lateness == wb.allowed_lateness && na.max_future_skew == nb.max_future_skew &&
          na.max_line_quantity == nb.max_line_quantity &&
@@ -1045,6 +1049,15 @@ Status ValidateRunConfig(const RunConfig& c) {
   }
   if (c.idle_after <= 0) {
     return error("processing.idle_after", FormatDuration(c.idle_after) + " (want > 0)");
+  }
+  if (c.num_standby_replicas < 0 || c.num_standby_replicas > 1) {
+    return error("processing.num_standby_replicas",
+                 std::to_string(c.num_standby_replicas) +
+                     " (want 0 or 1: an instance keeps warm copies of all the stage-two tasks it does not run)");
+  }
+  if (c.num_standby_replicas > 0 && c.guarantee != ProcessingGuarantee::kExactlyOnce) {
+    return error("processing.num_standby_replicas",
+                 "standby replicas follow the changelog topics, which only exactly_once writes");
   }
   if (c.shutdown_timeout < 0) {
     return error("processing.shutdown_timeout", FormatDuration(c.shutdown_timeout) + " (want >= 0)");

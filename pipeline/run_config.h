@@ -94,6 +94,13 @@ struct RunConfig {
   // partition between two bursts is skipped and its next records come too
   // late for the windows the others closed.
   DurationMs idle_after = 30 * kMsPerSecond;
+  // 0 or 1 (exactly_once only). 1: this instance keeps a warm copy of every
+  // stage-two task it does not run, following the task's changelog, so a
+  // task that fails over to it restores only the tail. librdkafka's group
+  // protocol gives an instance no say in where copies go, so it is "all
+  // other tasks" rather than a count: one copy per task with two instances,
+  // more with more. Costs a consumer and the disk of the copies.
+  int32_t num_standby_replicas = 0;
   // Where the RocksDB state lives. On a volume that outlives the process,
   // restarts resume from it; otherwise state is rebuilt from Kafka.
   std::string state_dir = "/var/lib/shortfall";

@@ -124,6 +124,23 @@ std::string_view Key(const RdKafka::Message& m) {
              : std::string_view(static_cast<const char*>(m.key_pointer()), m.key_len());
 }
 
+// The state change a changelog record carries (ChangelogKey; a null value is
+// a delete), added to *writes.
+Status AddChangelogRecord(const RdKafka::Message& m, operators::StateWriteBatch* writes) {
+  const std::string_view key = Key(m);
+  const size_t slash = key.find('/');
+  if (slash == std::string_view::npos || !operators::IsValidNamespace(key.substr(0, slash))) {
+    return DataLossError(m.topic_name() + "[" + std::to_string(m.partition()) + "]@" + std::to_string(m.offset()) +
+                         " is not a state record");
+  }
+  if (m.payload() == nullptr) {
+    writes->Delete(key.substr(0, slash), key.substr(slash + 1));
+  } else {
+    writes->Put(key.substr(0, slash), key.substr(slash + 1), Value(m));
+  }
+  return OkStatus();
+}
+
 KafkaProperties ClientProperties(const RunConfig& config, const KafkaProperties& role) {
   KafkaProperties props = {{"bootstrap.servers", config.brokers}};
   props.insert(props.end(), config.kafka_common.begin(), config.kafka_common.end());
@@ -191,6 +208,7 @@ Runtime::~Runtime() {
   // Tasks (and their RocksDB stores) go before the lock that guards them.
   stage_one_.clear();
   stage_two_.clear();
+  standbys_.clear();
   if (state_lock_fd_ >= 0) ::close(state_lock_fd_);
 }
 
@@ -349,16 +367,7 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
     writes.Clear();
     int64_t next = -1;
     for (const auto& m : batch) {
-      const std::string_view key = Key(*m);
-      const size_t slash = key.find('/');
-      if (slash == std::string_view::npos || !operators::IsValidNamespace(key.substr(0, slash))) {
-        return DataLossError("restore: " + name + "@" + std::to_string(m->offset()) + " is not a state record");
-      }
-      if (m->payload() == nullptr) {
-        writes.Delete(key.substr(0, slash), key.substr(slash + 1));
-      } else {
-        writes.Put(key.substr(0, slash), key.substr(slash + 1), Value(*m));
-      }
+      SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(*m, &writes));
       next = m->offset() + 1;
     }
     if (next >= 0) {
@@ -375,6 +384,53 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
   stats_.restored_records += applied;
   log_ << "shortfall run: restored " << applied << " records into " << store.dir() << " in "
        << std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count() << " s\n";
+  return OkStatus();
+}
+
+Status Runtime::UpdateStandbys() {
+  const RunConfig& c = options_.config;
+  if (c.num_standby_replicas == 0) return OkStatus();
+  const std::string changelog = ChangelogTopicName(c, kVolumesStore);
+  std::vector<TopicPartitionOffset> follow;
+  for (int32_t p = 0; p < repartition_partitions_; ++p) {
+    const TopicPartition tp{repartition_topic_, p};
+    if (stage_two_.count(tp)) {
+      standbys_.erase(p);  // active here
+      continue;
+    }
+    auto it = standbys_.find(p);
+    if (it == standbys_.end()) {
+      Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(TaskDir(c, tp));
+      if (!opened.ok()) return StateFailure(opened.status());
+      it = standbys_.emplace(p, std::move(opened).value()).first;
+    }
+    SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, it->second->LastCheckpoint());
+    SHORTFALL_ASSIGN_OR_RETURN(int64_t next, DecodeCheckpoint(checkpoint, kChangelogCheckpoint, it->second->dir()));
+    follow.push_back({changelog, p, next >= 0 ? next : kOffsetBeginning});
+  }
+  if (standby_consumer_ == nullptr) {
+    SHORTFALL_ASSIGN_OR_RETURN(standby_consumer_, KafkaConsumer::Create(ClientProperties(c, c.kafka_consumer), ""));
+  }
+  log_ << "shortfall run: standby copies of " << follow.size() << " stage-two tasks\n";
+  return standby_consumer_->Assign(follow);
+}
+
+Status Runtime::PollStandbys() {
+  if (standby_consumer_ == nullptr || standbys_.empty()) return OkStatus();
+  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  SHORTFALL_ASSIGN_OR_RETURN(size_t n, standby_consumer_->ConsumeBatch(10000, 0, &batch));
+  if (n == 0) return OkStatus();
+  std::map<int32_t, std::pair<operators::StateWriteBatch, int64_t>> writes;  // partition -> (batch, next offset)
+  for (const auto& m : batch) {
+    auto& [w, next] = writes[m->partition()];
+    SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(*m, &w));
+    next = m->offset() + 1;
+  }
+  for (auto& [p, w] : writes) {
+    auto it = standbys_.find(p);
+    if (it == standbys_.end()) continue;  // became active meanwhile; its restore reads these again
+    SHORTFALL_RETURN_IF_ERROR(StateFailure(it->second->Commit(w.first, EncodeCheckpoint(kChangelogCheckpoint, w.second))));
+  }
   return OkStatus();
 }
 
@@ -404,6 +460,7 @@ Status Runtime::OpenStageOne(const TopicPartition& tp) {
 }
 
 Status Runtime::OpenStageTwo(const TopicPartition& tp) {
+  standbys_.erase(tp.partition);  // its store becomes the task's (and catches up from where it is)
   auto task = std::make_unique<StageTwoTask>(options_.config, operators::CountedGroupNames(catalog_));
   SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {ChangelogTopicName(options_.config, kVolumesStore), tp.partition},
                                       &task->store, &task->restored_offset));
@@ -438,6 +495,7 @@ void Runtime::OnAssigned(const std::vector<TopicPartition>& partitions) {
   assigned_tasks_.store(static_cast<int>(stage_one_.size() + stage_two_.size()));
   log_ << "shortfall run: assigned " << partitions.size() << " partitions (" << stage_one_.size()
        << " input, " << stage_two_.size() << " repartition tasks)\n";
+  if (Status s = UpdateStandbys(); !s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("standby copies");
 }
 
 void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
@@ -467,6 +525,10 @@ void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost
   }
   assigned_tasks_.store(static_cast<int>(stage_one_.size() + stage_two_.size()));
   log_ << "shortfall run: " << (lost ? "lost " : "revoked ") << partitions.size() << " partitions\n";
+  // A task given away stays here as a standby copy (when configured).
+  if (running_.load()) {
+    if (Status s = UpdateStandbys(); !s.ok() && callback_error_.ok()) callback_error_ = s.WithContext("standby copies");
+  }
 }
 
 Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail) {
@@ -1026,6 +1088,8 @@ Status Runtime::Run() {
       result = Process(*message);
       if (!result.ok()) break;
     }
+    if (!result.ok()) break;
+    result = PollStandbys();
     if (!result.ok()) break;
     const auto now = std::chrono::steady_clock::now();
     // Commit each interval, and as soon as input pauses, but only after reading something.

@@ -188,6 +188,13 @@ class Runtime : public RebalanceListener {
   // processing.shutdown_timeout after the stop, whichever comes first.
   Status RetryUnavailable(const std::function<Status(DurationMs)>& step,
                           std::chrono::steady_clock::time_point deadline);
+  // Standby copies (processing.num_standby_replicas): UpdateStandbys opens a
+  // store for each stage-two task not running here and points the standby
+  // consumer at their changelog partitions, from each copy's checkpoint;
+  // PollStandbys applies what has arrived, without waiting. A task assigned
+  // here takes over its copy's store (OpenStageTwo) and restores the rest.
+  Status UpdateStandbys();
+  Status PollStandbys();
   // Marks a state-store failure for failed_on_state().
   Status StateFailure(Status s);
   bool exactly_once() const { return options_.config.guarantee == ProcessingGuarantee::kExactlyOnce; }
@@ -214,6 +221,8 @@ class Runtime : public RebalanceListener {
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
   std::unique_ptr<KafkaConsumer> restore_consumer_;  // exactly_once; made at the first restore
+  std::unique_ptr<KafkaConsumer> standby_consumer_;  // with standby replicas
+  std::map<int32_t, std::unique_ptr<RocksDbStateStore>> standbys_;  // by repartition partition
   bool in_transaction_ = false;
   bool failed_ = false;  // Run() is ending with an error: commit nothing more
   bool state_failed_ = false;

@@ -53,6 +53,12 @@ Checks (read_committed throughout, with kcat -X isolation.level=read_committed):
 Alert records are compared field by field (protobuf decoded here, against
 replay --alerts-json), evidence and top contributors included.
 
+With --standby (failover only) both instances run with
+processing.num_standby_replicas=1: B keeps warm copies of A's stage-two tasks
+before the kill, so taking them over must read back at most 20% of their
+changelog records (without it, B reads each changelog from the start; both
+print what was read back).
+
 Settings and why:
   kafka.consumer.session.timeout.ms=6000, heartbeat.interval.ms=1000
       a restarted member (or the survivor) waits for the dead member's session
@@ -94,6 +100,9 @@ from kafka_testlib import (KAFKA_SH, STOP_TIMEOUT, LoggedRun, at_end, column_dif
 SCENARIO = ["--scenario", "port_closure", "--seed", "5", "--partitions", "4"]
 PARTITIONS = 4                   # per input topic, and of the repartition topic
 INPUT_TASKS = 2 * PARTITIONS     # stage-one tasks when one instance holds everything
+# "restoring DIR from APP-volumes-changelog[P] offsets START to END" (pipeline/runtime.cc)
+RESTORING = re.compile(r"restoring \S+ from \S+-volumes-changelog\[\d+\] offsets (\d+) to (\d+)")
+STANDBY = re.compile(r"standby copies of [1-9]\d* stage-two tasks")
 SESSION = ["--set", "kafka.consumer.session.timeout.ms=6000", "--set", "kafka.consumer.heartbeat.interval.ms=1000"]
 KILL_DELAY = (0.5, 5.0)          # seconds after a full assignment
 SLICE_SECONDS = 7                # each kill-mode slice is produced over this long: longer than KILL_DELAY
@@ -407,6 +416,9 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default: a fresh one, printed)")
     p.add_argument("--kills", type=int, default=10, help="kill mode: kill -9 this many times (default 10)")
     p.add_argument("--keep", action="store_true", help="keep the temporary dir and the topics (debugging)")
+    p.add_argument("--standby", action="store_true",
+                   help="failover with processing.num_standby_replicas=1: B's copies of A's stage-two tasks must "
+                        "be warm, so B restores only a small tail of their changelogs")
     a = p.parse_args()
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
@@ -437,9 +449,11 @@ def main():
         def config(state):
             return write_config(os.path.join(tmp, state + ".yaml"), app, topics, os.path.join(tmp, state), PARTITIONS)
 
+        standby = ["--set", "processing.num_standby_replicas=1"] if a.standby else []
+
         def start(name, cfg, extra=()):
             inst = Instance(name, [a.shortfall, "run", "--config", cfg, "--brokers", bootstrap,
-                                   "--set", "processing.guarantee=" + a.guarantee] + SESSION + list(extra),
+                                   "--set", "processing.guarantee=" + a.guarantee] + SESSION + standby + list(extra),
                             tmp, children)
             instances.append(inst)
             return inst
@@ -562,7 +576,20 @@ def main():
                 return fail("B did not take over every partition within %d s of the kill (tasks %s)"
                             % (ASSIGN_TIMEOUT, inst_b.tasks()), inst_b)
             takeover = time.time() - t_kill
-            print("B holds every partition %.1f s after the kill" % takeover, flush=True)
+            # What B read back of the volumes changelogs to take A's stage-two tasks over: the whole
+            # changelog without standby copies, only the tail the copy had not applied with them.
+            spans = [(int(lo), int(hi)) for lo, hi in RESTORING.findall(inst_b.log(b_offset))]
+            read_back = sum(hi - lo for lo, hi in spans)
+            print("B holds every partition %.1f s after the kill; it restored %d volumes-changelog records over "
+                  "%d tasks (%s)" % (takeover, read_back, len(spans),
+                                     ", ".join("%d..%d" % span for span in spans) or "all current"), flush=True)
+            if a.standby:
+                if not STANDBY.search(inst_b.log()):
+                    problems.append("B never logged its standby copies")
+                whole = sum(hi for _, hi in spans)
+                if whole and read_back > 0.2 * whole:
+                    problems.append("with standby copies B still read back %d of %d changelog records (> 20%%)"
+                                    % (read_back, whole))
             if not wait_for(lambda: producer.produced == before_tail or producer.error,
                             60 + FAILOVER_SLICES * FAILOVER_SLICE_SECONDS) or producer.error:
                 return fail("producer did not finish: %s (%d of %d records)"

@@ -436,6 +436,14 @@ TEST(ValidateRunConfig, RejectsEachBrokenRuleNamingItsKeyPath) {
        "processing.commit_interval: 10s with exactly_once must be below the producer's "
        "transaction.timeout.ms (5000 ms)"},
       {"zero batch", [](RunConfig* c) { c->batch_size = 0; }, "processing.batch_size: 0 (want 1 to 1000000)"},
+      {"two standby replicas",
+       [](RunConfig* c) {
+         c->guarantee = ProcessingGuarantee::kExactlyOnce;
+         c->num_standby_replicas = 2;
+       },
+       "processing.num_standby_replicas: 2 (want 0 or 1"},
+      {"standby replicas without changelogs", [](RunConfig* c) { c->num_standby_replicas = 1; },
+       "processing.num_standby_replicas: standby replicas follow the changelog topics"},
       {"huge batch", [](RunConfig* c) { c->batch_size = 1'000'001; }, "processing.batch_size: 1000001"},
       {"negative shutdown timeout", [](RunConfig* c) { c->shutdown_timeout = -1; }, "processing.shutdown_timeout: "},
       {"no state dir", [](RunConfig* c) { c->state_dir = ""; }, "state.dir: required"},
