@@ -749,6 +749,8 @@ Result<std::unique_ptr<KafkaAdmin>> KafkaAdmin::Create(const KafkaProperties& pr
   return admin;
 }
 
+bool KafkaAdmin::IsEmbeddedBroker(DurationMs timeout) { return IsMockCluster(handle_->c_ptr(), timeout); }
+
 bool KafkaAdmin::BrokersReachable(DurationMs timeout) {
   // All topics: a request for none may be answered from librdkafka's cache.
   RdKafka::Metadata* raw = nullptr;

@@ -393,6 +393,10 @@ class KafkaAdmin {
   // long at most). For readiness probes.
   bool BrokersReachable(DurationMs timeout);
 
+  // True when the cluster is librdkafka's mock cluster (EmbeddedBroker),
+  // known by its cluster id; false when it is not or does not answer in time.
+  bool IsEmbeddedBroker(DurationMs timeout);
+
   // The partition's low and high watermark offsets (the first offset still
   // kept, and the next offset to be written), asked of the broker.
   Result<std::pair<int64_t, int64_t>> WatermarkOffsets(const std::string& topic, int32_t partition,

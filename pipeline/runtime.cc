@@ -247,6 +247,11 @@ Status Runtime::Start() {
   }
   SHORTFALL_ASSIGN_OR_RETURN(admin_, KafkaAdmin::Create(ClientProperties(c, c.kafka_common)));
   KafkaAdmin* admin = admin_.get();
+  if (exactly_once() && admin->IsEmbeddedBroker(10 * kMsPerSecond)) {
+    return FailedPreconditionError(
+        "processing.guarantee: exactly_once needs a real Kafka broker; the embedded broker (librdkafka's mock "
+        "cluster) only imitates transactions (read_committed readers see aborted records)");
+  }
   // Inputs must exist: their partition counts are the sources stage two waits for.
   for (const auto& [topic, source] : {std::pair{c.topics.shipments, EventSource::kShipments},
                                       std::pair{c.topics.customs, EventSource::kCustoms}}) {

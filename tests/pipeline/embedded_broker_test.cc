@@ -230,6 +230,22 @@ TEST(BrokerCommand, BadFlagsAreUsageErrors) {
 }
 
 // ---------------------------------------------------------------------------
+// shortfall run
+
+TEST(RunCommand, RefusesExactlyOnceOnTheEmbeddedBroker) {
+  // Given the embedded broker, whose transactions are only imitated,
+  auto broker = StartBroker(2, kDefaultTopics);
+  ASSERT_NE(broker, nullptr);
+  testing::ScopedTempDir state;
+  // when `run` is asked for exactly_once against it,
+  Outcome r = Shortfall({"run", "--brokers", broker->bootstrap(), "--set", "processing.guarantee=exactly_once",
+                         "--set", "state.dir=" + state.path(), "--set", "metrics.bind=127.0.0.1:0"});
+  // then it refuses at once, saying why, as a configuration error.
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("exactly_once needs a real Kafka broker"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------
 // shortfall gen --to-kafka
 
 TEST(GenToKafka, ProducesExactlyTheGeneratedRecords) {
