@@ -274,9 +274,11 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
     return bad;
   }
   if (!IsKnownEventCode(event.event_class(), event.event_type_code())) {
+    // A class from a newer schema has no name here: show its number.
+    const std::string& class_name = v1::EventClass_Name(event.event_class());
     return Invalid{InvalidReason::kUnknownEventCode,
                    "event_type_code '" + event.event_type_code() + "' for " +
-                       v1::EventClass_Name(event.event_class())};
+                       (class_name.empty() ? "event_class " + std::to_string(event.event_class()) : class_name)};
   }
   if (auto bad = CheckCorridor(event.corridor(), &out->corridor)) return bad;
   if (auto bad = CheckGoods(event.goods())) return bad;

@@ -183,6 +183,11 @@ TEST_F(EventNormalizerTest, RejectsEventCodesOutsideTheirDcsaClass) {
   ExpectInvalid(e, InvalidReason::kUnknownEventCode);
   e.set_event_class(v1::EVENT_CLASS_UNSPECIFIED);
   ExpectInvalid(e, InvalidReason::kUnknownEventCode);
+  // A class from a newer schema is named by its number in the detail.
+  e.set_event_class(static_cast<v1::EventClass>(7));
+  std::optional<Invalid> bad = Run(e);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_NE(bad->detail.find("for event_class 7"), std::string::npos) << bad->detail;
 }
 
 TEST_F(EventNormalizerTest, RejectsUnknownCustomsStatus) {
