@@ -209,10 +209,11 @@ class KafkaProducer::Callbacks final : public RdKafka::DeliveryReportCb, public 
   }
 
   void Track(RdKafka::Message& message) {
-    const std::string topic = message.topic_name();
+    // The C name: topic_name() would build a std::string per delivered record.
+    const std::string_view topic = rd_kafka_topic_name(static_cast<rd_kafka_message_t*>(message.c_ptr())->rkt);
     const auto& tracked = owner_->tracked_topics_;
     if (std::find(tracked.begin(), tracked.end(), topic) == tracked.end()) return;
-    int64_t& offset = owner_->delivered_offsets_[{topic, message.partition()}];
+    int64_t& offset = owner_->delivered_offsets_[{std::string(topic), message.partition()}];
     offset = std::max(offset, message.offset());
   }
 
