@@ -3,9 +3,14 @@
 // (group, corridor) pair or a group's all-corridors total — a ring of slots,
 // one per bucket close over `baseline_weeks` weeks, and a little detector
 // state; this table owns the series, the ring geometry and the persistence:
-// one key per series and slot (group '\0' corridor code '\0' 4-byte slot
-// index), overwritten in place a ring later, the newest slot also carrying
-// the detector state, plus one layout key.
+// one key per series and chunk of a day's slots (group '\0' corridor code
+// '\0' 4-byte chunk index) whose value is the chunk's written slots (each a
+// 4-byte big-endian length and the slot message), rewritten when one of its
+// slots closes, the newest slot also carrying the detector state, plus one
+// layout key. A chunk rather than a key per slot: a backlog closes many
+// hours of a series per commit, and they land in one or two chunks — one
+// write each instead of one per hour (measured: 601k state writes per 1M
+// events with a key per slot).
 //
 // A detector supplies its Series type, which must have:
 //   SeriesKey key;
@@ -103,6 +108,7 @@ class SeasonalSeriesTable {
         window_(window),
         slots_per_week_(static_cast<size_t>(kWeek / bucket)),
         ring_size_(slots_per_week_ * static_cast<size_t>(baseline_weeks)),
+        chunk_slots_(std::max<size_t>(1, slots_per_week_ / 7)),
         group_names_(group_names),
         corridors_(corridors) {}
   SeasonalSeriesTable(const SeasonalSeriesTable&) = delete;
@@ -180,25 +186,38 @@ class SeasonalSeriesTable {
 
     SlotProto proto;
     std::string key;
+    std::string value;
+    std::vector<size_t> chunks;
     for (auto& [packed, s] : series_) {
       if (s.last_end == kMinTimestamp || s.last_end <= s.flushed_end) continue;
       // The slots closed since the last Flush end in (flushed_end, last_end];
-      // a slot holding another end was not written.
+      // their chunks are written whole.
       const size_t steps =
           s.flushed_end == kMinTimestamp
               ? ring_size_
               : static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(ring_size_),
                                                       (s.last_end - s.flushed_end) / bucket_));
-      const std::string prefix = SeriesPrefix(s.key);
+      chunks.clear();
       for (size_t i = 0; i < steps; ++i) {
-        const TimestampMs end = s.last_end - static_cast<TimestampMs>(i) * bucket_;
-        const size_t index = SlotIndex(end);
-        if (s.ring[index].end != end) continue;
-        proto.Clear();
-        s.SaveSlot(s.ring[index], /*newest=*/i == 0, &proto);
+        const size_t index = SlotIndex(s.last_end - static_cast<TimestampMs>(i) * bucket_);
+        if (s.ring[index].end != kMinTimestamp) chunks.push_back(index / chunk_slots_);
+      }
+      std::sort(chunks.begin(), chunks.end());
+      chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
+      const std::string prefix = SeriesPrefix(s.key);
+      for (size_t chunk : chunks) {
+        value.clear();
+        for (size_t index = chunk * chunk_slots_; index < std::min(ring_size_, (chunk + 1) * chunk_slots_); ++index) {
+          if (s.ring[index].end == kMinTimestamp) continue;
+          proto.Clear();
+          s.SaveSlot(s.ring[index], /*newest=*/s.ring[index].end == s.last_end, &proto);
+          const std::string bytes = proto.SerializeAsString();
+          AppendUint32(static_cast<uint32_t>(bytes.size()), &value);
+          value += bytes;
+        }
         key = prefix;
-        AppendSlotIndex(static_cast<uint32_t>(index), &key);
-        batch->Put(names_.ns, key, proto.SerializeAsString());
+        AppendUint32(static_cast<uint32_t>(chunk), &key);
+        batch->Put(names_.ns, key, value);
       }
       s.flushed_end = s.last_end;
     }
@@ -220,15 +239,20 @@ class SeasonalSeriesTable {
 
   static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
   static size_t Index(SeriesKey k) { return size_t{k.corridor} * kMaxGroupIds + k.group; }
-  static void AppendSlotIndex(uint32_t index, std::string* key) {
-    for (int shift = 24; shift >= 0; shift -= 8) key->push_back(static_cast<char>((index >> shift) & 0xff));
+  static void AppendUint32(uint32_t n, std::string* out) {
+    for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  static uint32_t ReadUint32(std::string_view four) {
+    uint32_t n = 0;
+    for (char c : four) n = (n << 8) | static_cast<uint8_t>(c);
+    return n;
   }
 
   DurationMs span() const { return kWeek * baseline_weeks_; }
-  // "bucket=1h window=24h baseline_weeks=4"
+  // "bucket=1h window=24h baseline_weeks=4 chunk=24"
   std::string Layout() const {
     return "bucket=" + FormatDuration(bucket_) + " window=" + FormatDuration(window_) +
-           " baseline_weeks=" + std::to_string(baseline_weeks_);
+           " baseline_weeks=" + std::to_string(baseline_weeks_) + " chunk=" + std::to_string(chunk_slots_);
   }
   std::string SeriesPrefix(SeriesKey key) const {
     std::string prefix = group_name(key.group);
@@ -241,10 +265,14 @@ class SeasonalSeriesTable {
   // one that is not there is harmless).
   void Erase(Series* s) {
     const std::string prefix = SeriesPrefix(s->key);
-    for (size_t i = 0; i < s->ring.size(); ++i) {
-      if (s->ring[i].end == kMinTimestamp) continue;
+    for (size_t chunk = 0; chunk * chunk_slots_ < s->ring.size(); ++chunk) {
+      bool written = false;
+      for (size_t i = chunk * chunk_slots_; i < std::min(s->ring.size(), (chunk + 1) * chunk_slots_); ++i) {
+        written = written || s->ring[i].end != kMinTimestamp;
+      }
+      if (!written) continue;
       std::string key = prefix;
-      AppendSlotIndex(static_cast<uint32_t>(i), &key);
+      AppendUint32(static_cast<uint32_t>(chunk), &key);
       deleted_keys_.push_back(std::move(key));
     }
     const SeriesKey key = s->key;
@@ -299,27 +327,31 @@ class SeasonalSeriesTable {
         error = DataLossError(ns + " state: malformed corridor in key");
         return false;
       }
-      uint32_t index = 0;
-      for (char c : key.substr(c_end + 1)) index = (index << 8) | static_cast<uint8_t>(c);
-      if (!proto.ParseFromArray(value.data(), static_cast<int>(value.size())) || index >= ring_size_ ||
-          AlignDown(proto.bucket_end_ms(), bucket_) != proto.bucket_end_ms() ||
-          SlotIndex(proto.bucket_end_ms()) != index) {
-        error = DataLossError(ns + " state: malformed slot");
-        return false;
-      }
+      const uint32_t chunk = ReadUint32(key.substr(c_end + 1));
       Series& s = For(SeriesKey{static_cast<GroupId>(gid - group_names_->begin()), *corridor}, init);
       if (!s.watched()) {  // switched off since: its state goes
         deleted_keys_.emplace_back(key);
         return true;
       }
       if (s.ring.empty()) s.ring.resize(ring_size_);
-      s.LoadSlot(index, proto);
-      if (s.last_end == kMinTimestamp || proto.bucket_end_ms() > s.last_end) {
-        s.last_end = proto.bucket_end_ms();
-        if (s.LoadState(proto)) {
-          newest_has_state.insert(&s);
-        } else {
-          newest_has_state.erase(&s);
+      for (std::string_view rest = value; !rest.empty();) {
+        const uint32_t size = rest.size() >= 4 ? ReadUint32(rest.substr(0, 4)) : 0;
+        if (rest.size() < 4 || rest.size() - 4 < size ||
+            !proto.ParseFromArray(rest.data() + 4, static_cast<int>(size)) ||
+            AlignDown(proto.bucket_end_ms(), bucket_) != proto.bucket_end_ms() ||
+            SlotIndex(proto.bucket_end_ms()) / chunk_slots_ != chunk) {
+          error = DataLossError(ns + " state: malformed slot");
+          return false;
+        }
+        rest.remove_prefix(4 + size);
+        s.LoadSlot(SlotIndex(proto.bucket_end_ms()), proto);
+        if (s.last_end == kMinTimestamp || proto.bucket_end_ms() > s.last_end) {
+          s.last_end = proto.bucket_end_ms();
+          if (s.LoadState(proto)) {
+            newest_has_state.insert(&s);
+          } else {
+            newest_has_state.erase(&s);
+          }
         }
       }
       return true;
@@ -343,6 +375,7 @@ class SeasonalSeriesTable {
   const DurationMs window_;
   const size_t slots_per_week_;
   const size_t ring_size_;
+  const size_t chunk_slots_;  // slots per stored chunk: a day's, or 1
   const std::vector<std::string>* group_names_;
   CorridorTable* corridors_;
   std::unordered_map<uint64_t, Series> series_;  // owns the series; node addresses are stable

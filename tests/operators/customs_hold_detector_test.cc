@@ -399,7 +399,7 @@ TEST(CustomsHoldDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterr
   }
 }
 
-TEST(CustomsHoldDetector, FlushWritesOneSmallKeyPerSeriesPerClose) {
+TEST(CustomsHoldDetector, FlushWritesOneKeyPerSeriesAndDayOfCloses) {
   // Given a detector flushed after three weeks of one corridor (two series)
   const std::vector<Declarations> declarations = Generate({{kLaredo}}, kMonday, kMonday + 3 * kWeek + 3 * kHour);
   Chain chain;
@@ -407,23 +407,25 @@ TEST(CustomsHoldDetector, FlushWritesOneSmallKeyPerSeriesPerClose) {
   chain.Feed(declarations, 0, three_weeks);
   StateWriteBatch batch;
   chain.detector_.Flush(&batch);
-  EXPECT_EQ(batch.size(), 1 + 2 * three_weeks) << "layout + every slot written so far";
+  // (layout + the day-long chunks written so far: 21 days, over 22 chunks
+  // as chunks follow the ring's slot numbering, not Monday midnight)
+  EXPECT_EQ(batch.size(), 1 + 2 * 22u);
   // When one more hour closes
   batch.Clear();
   chain.Feed(declarations, three_weeks, three_weeks + 1);
   chain.detector_.Flush(&batch);
-  // Then one small key per series is written
+  // Then one key per series is written: its chunk, at most a day of slots
   ASSERT_EQ(batch.size(), 2u);
   for (const StateMutation& m : batch.mutations()) {
     EXPECT_EQ(m.ns, "customs_hold");
     ASSERT_TRUE(m.value.has_value());
-    EXPECT_LT(m.value->size(), 64u);
+    EXPECT_LT(m.value->size(), 24 * 48u);
   }
-  // And two hours between flushes make two keys per series
+  // And two more hours of that day rewrite the same chunk: still one key per series
   batch.Clear();
   chain.Feed(declarations, three_weeks + 1);
   chain.detector_.Flush(&batch);
-  EXPECT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch.size(), 2u);
 }
 
 TEST(CustomsHoldDetector, ASeriesSilentForLongerThanTheBaselineIsDropped) {
@@ -479,7 +481,7 @@ TEST(CustomsHoldDetector, RestoreRefusesStateOfAnotherLayout) {
 TEST(CustomsHoldDetector, UnreadableStateIsDataLoss) {
   InMemoryStateStore store;
   StateWriteBatch batch;
-  batch.Put("customs_hold", "layout", "bucket=1h window=24h baseline_weeks=4");
+  batch.Put("customs_hold", "layout", "bucket=1h window=24h baseline_weeks=4 chunk=24");
   batch.Put("customs_hold", std::string("ppe\0*\0\0\0\0\1", 10), "\xff\xff");
   ASSERT_TRUE(store.Commit(batch, "").ok());
   Chain chain;

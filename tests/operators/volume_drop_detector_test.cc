@@ -466,7 +466,7 @@ TEST(VolumeDropDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterru
   }
 }
 
-TEST(VolumeDropDetector, FlushWritesOneSmallKeyPerSeriesPerClose) {
+TEST(VolumeDropDetector, FlushWritesOneKeyPerSeriesAndDayOfCloses) {
   // Given a detector flushed after three weeks of one corridor (two series)
   const std::vector<Arrivals> arrivals = Generate({{kLaredo, 1000}}, kMonday, kMonday + 3 * kWeek + 3 * kHour);
   Chain chain;
@@ -474,23 +474,25 @@ TEST(VolumeDropDetector, FlushWritesOneSmallKeyPerSeriesPerClose) {
   chain.Feed(arrivals, 0, three_weeks);
   StateWriteBatch batch;
   chain.detector_.Flush(&batch);
-  EXPECT_EQ(batch.size(), 1 + 2 * three_weeks) << "layout + every slot written so far";
+  // (layout + the day-long chunks written so far: 21 days, over 22 chunks
+  // as chunks follow the ring's slot numbering, not Monday midnight)
+  EXPECT_EQ(batch.size(), 1 + 2 * 22u);
   // When one more hour closes
   batch.Clear();
   chain.Feed(arrivals, three_weeks, three_weeks + 1);
   chain.detector_.Flush(&batch);
-  // Then one key per series is written, a small one
+  // Then one key per series is written: its chunk, at most a day of slots
   ASSERT_EQ(batch.size(), 2u);
   for (const StateMutation& m : batch.mutations()) {
     EXPECT_EQ(m.ns, "volume_drop");
     ASSERT_TRUE(m.value.has_value());
-    EXPECT_LT(m.value->size(), 64u);
+    EXPECT_LT(m.value->size(), 24 * 48u);
   }
-  // And two hours between flushes make two keys per series
+  // And two more hours of that day rewrite the same chunk: still one key per series
   batch.Clear();
   chain.Feed(arrivals, three_weeks + 1);
   chain.detector_.Flush(&batch);
-  EXPECT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch.size(), 2u);
 }
 
 TEST(VolumeDropDetector, ASeriesSilentForLongerThanTheBaselineIsDropped) {
@@ -548,7 +550,7 @@ TEST(VolumeDropDetector, RestoreRefusesStateOfAnotherLayout) {
 TEST(VolumeDropDetector, UnreadableStateIsDataLoss) {
   InMemoryStateStore store;
   StateWriteBatch batch;
-  batch.Put("volume_drop", "layout", "bucket=1h window=24h baseline_weeks=4");
+  batch.Put("volume_drop", "layout", "bucket=1h window=24h baseline_weeks=4 chunk=24");
   batch.Put("volume_drop", std::string("semiconductors\0*\0\0\0\0\1", 21), "\xff\xff");
   ASSERT_TRUE(store.Commit(batch, "").ok());
   Chain chain;
