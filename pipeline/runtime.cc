@@ -173,6 +173,7 @@ struct Runtime::StageOneTask {
         buffer(config.pipeline.window.bucket) {}
   EventSource source;
   std::unique_ptr<RocksDbStateStore> store;
+  std::string changelog;          // the store's changelog topic (exactly_once), partition = the task's
   int64_t committed_offset = -1;  // the offset of the last commit
   operators::CorridorTable corridors;
   operators::EventNormalizer normalizer;
@@ -197,6 +198,7 @@ struct Runtime::StageTwoTask {
       : aggregator(config.pipeline.window, group_names, &corridors),
         detection(config.pipeline.detection, config.pipeline.window, group_names, &corridors) {}
   std::unique_ptr<RocksDbStateStore> store;
+  std::string changelog;  // as StageOneTask's
   int64_t committed_offset = -1;
   operators::CorridorTable corridors;
   operators::VolumeAggregator aggregator;
@@ -276,15 +278,16 @@ Status Runtime::Start() {
         admin->EnsureTopic(topic, c.repartition_partitions, c.replication_factor, {}, 30 * kMsPerSecond));
   }
   KafkaProperties producer_props = ClientProperties(c, c.kafka_producer);
+  // exactly_once: each store's changelog topic, with its partition count.
+  std::vector<std::pair<std::string, int32_t>> changelogs;
   if (exactly_once()) {
-    std::vector<std::pair<std::string, int32_t>> stores = {{std::string(kVolumesStore), repartition_partitions_}};
+    changelogs.emplace_back(ChangelogTopicName(c, kVolumesStore), repartition_partitions_);
     for (EventSource source : {EventSource::kShipments, EventSource::kCustoms}) {
       const auto n = std::count_if(input_partitions_.begin(), input_partitions_.end(),
                                    [&](const auto& p) { return p.first == source; });
-      stores.emplace_back(std::string(WatermarkStore(source)), static_cast<int32_t>(n));
+      changelogs.emplace_back(ChangelogTopicName(c, WatermarkStore(source)), static_cast<int32_t>(n));
     }
-    for (const auto& [store, partitions] : stores) {
-      const std::string topic = ChangelogTopicName(c, store);
+    for (const auto& [topic, partitions] : changelogs) {
       SHORTFALL_RETURN_IF_ERROR(admin->EnsureTopic(topic, partitions, c.replication_factor,
                                                    {{"cleanup.policy", "compact"}}, 30 * kMsPerSecond));
     }
@@ -301,11 +304,10 @@ Status Runtime::Start() {
   }
   SHORTFALL_ASSIGN_OR_RETURN(producer_, KafkaProducer::Create(producer_props));
   if (exactly_once()) {
-    for (std::string_view store : {kVolumesStore, WatermarkStore(EventSource::kShipments),
-                                   WatermarkStore(EventSource::kCustoms)}) {
-      producer_->TrackOffsets(ChangelogTopicName(c, store));
+    for (const auto& [topic, partitions] : changelogs) {
+      producer_->TrackOffsets(topic);
       // At 0 from the start: a series born at its first increment shows no rate().
-      if (options_.probe != nullptr) options_.probe->AddRestored(ChangelogTopicName(c, store), 0);
+      if (options_.probe != nullptr) options_.probe->AddRestored(topic, 0);
     }
     // Fences an older run with this transactional.id and aborts what it left open.
     SHORTFALL_RETURN_IF_ERROR(producer_->InitTransactions(30 * kMsPerSecond));
@@ -465,8 +467,8 @@ Status Runtime::OpenStageOne(const TopicPartition& tp) {
   const RunConfig& c = options_.config;
   const EventSource source = tp.topic == c.topics.shipments ? EventSource::kShipments : EventSource::kCustoms;
   auto task = std::make_unique<StageOneTask>(catalog_, c, source);
-  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {ChangelogTopicName(c, WatermarkStore(source)), tp.partition}, &task->store,
-                                      &task->restored_offset));
+  task->changelog = ChangelogTopicName(c, WatermarkStore(source));
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {task->changelog, tp.partition}, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->watermarks.Restore(*task->store));
   task->sent_watermark = task->watermarks.PartitionWatermark(PartitionKey{source, tp.partition});
   stage_one_[tp] = std::move(task);
@@ -476,8 +478,8 @@ Status Runtime::OpenStageOne(const TopicPartition& tp) {
 Status Runtime::OpenStageTwo(const TopicPartition& tp) {
   standbys_.erase(tp.partition);  // its store becomes the task's (and catches up from where it is)
   auto task = std::make_unique<StageTwoTask>(options_.config, operators::CountedGroupNames(catalog_));
-  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {ChangelogTopicName(options_.config, kVolumesStore), tp.partition},
-                                      &task->store, &task->restored_offset));
+  task->changelog = ChangelogTopicName(options_.config, kVolumesStore);
+  SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {task->changelog, tp.partition}, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->detection.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
@@ -760,25 +762,21 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
   // 2. Each task's state changes since its last commit, with its offset.
   //    A task with neither is left alone (its store is not written).
   std::vector<PendingCommit> pending;
-  const auto collect = [&](const TopicPartition& tp, RocksDbStateStore* store, int64_t next_offset,
-                           int64_t* committed, std::string_view store_name) -> PendingCommit* {
-    if (!selected(tp) || next_offset < 0) return nullptr;
+  const auto collect = [&](const TopicPartition& tp, auto& task) -> PendingCommit* {
+    if (!selected(tp) || task.next_offset < 0) return nullptr;
     PendingCommit& p = pending.emplace_back();
     p.tp = tp;
-    p.store = store;
-    p.offset = next_offset;
-    p.committed = committed;
-    p.changelog = ChangelogTopicName(options_.config, store_name);
+    p.store = task.store.get();
+    p.offset = task.next_offset;
+    p.committed = &task.committed_offset;
+    p.changelog = &task.changelog;
     return &p;
   };
   for (auto& [tp, task] : stage_one_) {
-    if (PendingCommit* p = collect(tp, task->store.get(), task->next_offset, &task->committed_offset,
-                                   WatermarkStore(task->source))) {
-      task->watermarks.Flush(&p->batch);
-    }
+    if (PendingCommit* p = collect(tp, *task)) task->watermarks.Flush(&p->batch);
   }
   for (auto& [tp, task] : stage_two_) {
-    if (PendingCommit* p = collect(tp, task->store.get(), task->next_offset, &task->committed_offset, kVolumesStore)) {
+    if (PendingCommit* p = collect(tp, *task)) {
       task->aggregator.Flush(&p->batch);
       task->detection.Flush(&p->batch);
       task->sources.Flush(&p->batch);
@@ -836,7 +834,7 @@ Status Runtime::CommitTransaction(std::vector<PendingCommit>& pending, DurationM
   for (const PendingCommit& p : pending) {
     for (const operators::StateMutation& m : p.batch.mutations()) {
       const std::string key = ChangelogKey(m);
-      SHORTFALL_RETURN_IF_ERROR(Send({.topic = p.changelog,
+      SHORTFALL_RETURN_IF_ERROR(Send({.topic = *p.changelog,
                                       .partition = p.tp.partition,
                                       .key = key,
                                       .value = m.value ? std::string_view(*m.value) : std::string_view()}));
@@ -869,7 +867,7 @@ Status Runtime::CommitTransaction(std::vector<PendingCommit>& pending, DurationM
   // changelog, and the next open catches up from it.
   for (PendingCommit& p : pending) {
     if (p.batch.empty()) continue;
-    const int64_t last = producer_->DeliveredOffset(p.changelog, p.tp.partition);
+    const int64_t last = producer_->DeliveredOffset(*p.changelog, p.tp.partition);
     SHORTFALL_RETURN_IF_ERROR(
         StateFailure(p.store->Commit(p.batch, EncodeCheckpoint(kChangelogCheckpoint, last + 1))));
   }

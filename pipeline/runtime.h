@@ -176,7 +176,7 @@ class Runtime : public RebalanceListener {
     operators::StateWriteBatch batch;
     int64_t offset = -1;             // the next input offset
     int64_t* committed = nullptr;    // the task's offset as of its last commit
-    std::string changelog;           // the store's changelog topic (partition tp.partition)
+    const std::string* changelog = nullptr;  // the task's changelog topic (partition tp.partition)
   };
   // The last step of Commit: the outputs, the stores, the offsets.
   Status CommitAtLeastOnce(std::vector<PendingCommit>& pending, DurationMs flush_timeout);

@@ -29,15 +29,17 @@ AT_ONCE = 2.0            # s a second signal may take to end the process
 PARTITIONS = 4
 
 
-def wait_ready(run):
-    """True once the run's /readyz answers 200."""
+def start_ready(name, cmd, tmp, children):
+    """A LoggedRun of `cmd` once its /readyz answers 200, or None (its log printed) if it never does."""
+    run = LoggedRun(name, cmd, tmp, children)
     base = wait_for_metrics_base(run, READY_TIMEOUT)
     deadline = time.time() + READY_TIMEOUT
     while base and run.alive() and time.time() < deadline:
         if http_get(base + "/readyz")[0] == 200:
-            return True
+            return run
         time.sleep(0.2)
-    return False
+    print("the %s run never got ready (exit %s):\n%s" % (name, run.proc.poll(), run.log()[-3000:]))
+    return None
 
 
 def main():
@@ -60,9 +62,8 @@ def main():
                run_settings(app, topics, os.path.join(tmp, "state"), PARTITIONS))
 
         # 1. One SIGTERM while the rest of the input arrives: a clean stop.
-        first = LoggedRun("graceful", cmd, tmp, children)
-        if not wait_ready(first):
-            print("the first run never got ready (exit %s):\n%s" % (first.proc.poll(), first.log()[-3000:]))
+        first = start_ready("graceful", cmd, tmp, children)
+        if first is None:
             return 1
         producer = LoggedRun("producer", produce_args(gen, bootstrap, topics, 20000, 40000, rate=10000), tmp,
                              children)
@@ -80,9 +81,8 @@ def main():
         producer.proc.wait(timeout=60)
 
         # 2. Two SIGTERMs: the second exits at once with 130.
-        second = LoggedRun("twice", cmd, tmp, children)
-        if not wait_ready(second):
-            print("the second run never got ready (exit %s):\n%s" % (second.proc.poll(), second.log()[-3000:]))
+        second = start_ready("twice", cmd, tmp, children)
+        if second is None:
             return 1
         t0 = time.time()
         second.proc.send_signal(signal.SIGTERM)
