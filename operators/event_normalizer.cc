@@ -242,7 +242,9 @@ std::optional<Invalid> EventNormalizer::CheckGoods(
                          ", " + std::to_string(g.gross_weight_kg()) + " kg, " +
                          std::to_string(value_usd) + " USD exceeds the configured limits"};
     }
-    lines_.push_back(Line{classifier_.Classify(static_cast<uint32_t>(hs6), ToRevision(g.hs_version())),
+    const HsRevision revision = ToRevision(g.hs_version());
+    lines_.push_back(Line{classifier_.Classify(static_cast<uint32_t>(hs6), revision),
+                          PriceKey(static_cast<uint32_t>(hs6), static_cast<uint32_t>(revision), unit->unit),
                           unit->unit, ToFixed(g.quantity() * unit->factor, kQuantityScale),
                           ToFixed(g.gross_weight_kg(), kWeightScale), ToFixed(value_usd, kValueScale)});
     ++index;
@@ -292,6 +294,12 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
   if (lines_.empty()) return Invalid{InvalidReason::kNoGoods, "actual ARRI without goods lines"};
   for (const Line& line : lines_) {
     GroupMask mask = line.groups;
+    // Unit prices of the goods shortfall watches (and only of lines that
+    // declare a value: a zero says nothing about the price).
+    const bool priced = mask != 0 && line.value > 0 && line.quantity > 0;
+    const PriceSum price = priced ? LinePrice(line.price_key, static_cast<double>(line.value) / kValueScale,
+                                              static_cast<double>(line.quantity) / kQuantityScale)
+                                  : PriceSum{};
     if (mask == 0) {
       ++out->unclassified_lines;
       mask = GroupMask{1} << unclassified_;
@@ -303,6 +311,7 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
       d->quantity[static_cast<size_t>(line.unit)] += line.quantity;
       d->gross_weight += line.gross_weight;
       d->declared_value += line.value;
+      if (priced) d->AddPrice(price);
     }
   }
   for (GroupContribution& c : out->groups) c.delta.shipments = 1;

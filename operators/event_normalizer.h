@@ -100,6 +100,7 @@ class EventNormalizer {
  private:
   struct Line {  // fixed-point, as in VolumeDelta
     GroupMask groups;
+    uint32_t price_key;  // PriceKey of the line's goods code
     Unit unit;
     int64_t quantity;
     int64_t gross_weight;

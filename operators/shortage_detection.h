@@ -8,8 +8,8 @@
 //   detection.Detect(reports, &alerts);        // alert records to publish
 //   detection.Flush(&batch);  store.Commit(batch, checkpoint);
 //
-// Detectors so far: VolumeDropDetector (volume_drop) and CustomsHoldDetector
-// (customs_hold), over the same reports. Their signals go
+// Detectors so far: VolumeDropDetector (volume_drop), CustomsHoldDetector
+// (customs_hold) and UnitValueDetector (unit_value), over the same reports. Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
 //
 // Top contributors. A volume drop of a group's total names the corridors
@@ -33,6 +33,7 @@
 #include "operators/corridor.h"
 #include "operators/customs_hold_detector.h"
 #include "operators/state_store.h"
+#include "operators/unit_value_detector.h"
 #include "operators/volume_aggregator.h"
 #include "operators/volume_drop_detector.h"
 #include "shortfall/v1/shortage_alert.pb.h"
@@ -45,6 +46,7 @@ struct DetectionOptions {
   // First match wins; see VolumeDropOverride.
   std::vector<VolumeDropOverride> volume_drop_overrides;
   CustomsHoldOptions customs_hold;
+  UnitValueOptions unit_value;
   LifecycleOptions lifecycle;
 
   // Everything but the overrides' group names (which need the catalog).
@@ -69,6 +71,7 @@ class ShortageDetection {
 
   const VolumeDropDetector& volume_drop() const { return volume_drop_; }
   const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
+  const UnitValueDetector& unit_value() const { return unit_value_; }
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
@@ -80,6 +83,7 @@ class ShortageDetection {
   const CorridorTable* corridors_;
   VolumeDropDetector volume_drop_;
   CustomsHoldDetector customs_hold_;
+  UnitValueDetector unit_value_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
   // Scratch: the volume-drop expectation of each report of a Detect call, as

@@ -1,5 +1,6 @@
 #include "operators/volume.h"
 
+#include <algorithm>
 #include <array>
 
 #include "shortfall/internal/state.pb.h"
@@ -13,6 +14,19 @@ std::string_view CustomsStatusName(size_t status) {
   return status < kNames.size() ? kNames[status] : "unknown";
 }
 
+void VolumeDelta::MergePrices(const PriceSum* other, size_t n, int sign) {
+  for (size_t i = 0; i < n; ++i) {
+    const PriceSum& o = other[i];
+    auto it = std::lower_bound(prices.begin(), prices.end(), o.key,
+                               [](const PriceSum& p, uint32_t key) { return p.key < key; });
+    if (it == prices.end() || it->key != o.key) it = prices.insert(it, PriceSum{o.key, 0, 0, 0});
+    Wrap(it->lines, o.lines, sign);
+    Wrap(it->log_sum, o.log_sum, sign);
+    Wrap(it->log_sq_sum, o.log_sq_sum, sign);
+    if (it->lines == 0) prices.erase(it);
+  }
+}
+
 void ToState(const VolumeDelta& v, internal::VolumeBucketState* s) {
   s->Clear();
   s->set_shipments(v.shipments);
@@ -21,6 +35,13 @@ void ToState(const VolumeDelta& v, internal::VolumeBucketState* s) {
   s->set_gross_weight_g(v.gross_weight);
   s->set_declared_value(v.declared_value);
   for (uint64_t c : v.customs) s->add_customs(c);
+  for (const PriceSum& p : v.prices) {
+    internal::PriceSumState* out = s->add_prices();
+    out->set_key(p.key);
+    out->set_lines(p.lines);
+    out->set_log_sum(p.log_sum);
+    out->set_log_sq_sum(p.log_sq_sum);
+  }
 }
 
 VolumeDelta FromState(const internal::VolumeBucketState& s) {
@@ -34,6 +55,17 @@ VolumeDelta FromState(const internal::VolumeBucketState& s) {
   v.declared_value = s.declared_value();
   for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
     v.customs[static_cast<size_t>(i)] = s.customs(i);
+  }
+  // Sorted as written; merged one by one in case a writer did not sort.
+  v.prices.reserve(static_cast<size_t>(s.prices_size()));
+  for (const internal::PriceSumState& p : s.prices()) {
+    if (p.lines() == 0) continue;
+    const PriceSum one{p.key(), p.lines(), p.log_sum(), p.log_sq_sum()};
+    if (v.prices.empty() || v.prices.back().key < one.key) {
+      v.prices.push_back(one);
+    } else {
+      v.AddPrice(one);
+    }
   }
   return v;
 }

@@ -13,6 +13,19 @@
 // by adding one bucket and subtracting another without drift. An int64 sum
 // holds about 922 trillion USD, 9.2 quadrillion kg or 9.2 quadrillion pieces;
 // beyond that it wraps (defined, never undefined behaviour).
+//
+// Unit prices. Besides the totals, a delta of a catalog group keeps, per
+// goods code (HS-6 code, HS revision and canonical unit), the number of its
+// arrivals' goods lines and the sum and sum of squares of their log unit
+// prices (ln of declared USD per canonical unit), so the unit-value detector
+// can compare like with like: a group's value per unit mixes goods priced
+// cents (diodes) and goods priced hundreds of dollars (battery modules)
+// apiece, and the share of each moves the group's ratio far more than any
+// price does. Logs rather than value and quantity: every line counts once
+// (one huge consignment does not outweigh the rest) and the scatter of
+// prices within a code can be measured. Fixed-point (kLogPriceScale) like
+// the other amounts, so the sums are exact in any order. A handful of codes
+// per group and corridor in practice; entries kept sorted by code.
 #ifndef SHORTFALL_OPERATORS_VOLUME_H_
 #define SHORTFALL_OPERATORS_VOLUME_H_
 
@@ -21,6 +34,7 @@
 #include <cstdint>
 
 #include <string_view>
+#include <vector>
 
 #include "operators/reference_data.h"
 #include "shortfall/v1/customs_event.pb.h"
@@ -50,6 +64,32 @@ inline int64_t ToFixed(double v, int64_t scale) {
   return std::llround(v * static_cast<double>(scale));
 }
 
+// A goods code for unit prices: HS-6 code (< 2^20), HS revision and
+// canonical unit in one integer.
+inline uint32_t PriceKey(uint32_t hs6, uint32_t revision, Unit unit) {
+  return hs6 | (revision << 20) | (static_cast<uint32_t>(unit) << 24);
+}
+inline uint32_t PriceKeyHs6(uint32_t key) { return key & 0xFFFFF; }
+inline Unit PriceKeyUnit(uint32_t key) { return static_cast<Unit>(key >> 24); }
+
+// ln(USD per canonical unit) x kLogPriceScale, rounded.
+inline constexpr int64_t kLogPriceScale = 1000000;
+
+// The log unit prices of one goods code's lines.
+struct PriceSum {
+  uint32_t key = 0;      // PriceKey
+  uint64_t lines = 0;    // goods lines summed
+  int64_t log_sum = 0;   // sum of ln(price) x kLogPriceScale
+  int64_t log_sq_sum = 0;  // sum of ln(price)^2 x kLogPriceScale
+  friend bool operator==(const PriceSum&, const PriceSum&) = default;
+};
+
+// One line's PriceSum. REQUIRES: value_usd > 0 and quantity > 0.
+inline PriceSum LinePrice(uint32_t key, double value_usd, double quantity) {
+  const double lp = std::log(value_usd / quantity);
+  return PriceSum{key, 1, ToFixed(lp, kLogPriceScale), ToFixed(lp * lp, kLogPriceScale)};
+}
+
 struct VolumeDelta {
  public:
   uint64_t shipments = 0;    // arrivals carrying goods of the group
@@ -58,6 +98,10 @@ struct VolumeDelta {
   int64_t gross_weight = 0;                    // grams
   int64_t declared_value = 0;                  // USD x kValueScale
   std::array<uint64_t, kCustomsStatusCount> customs{};  // declarations by status
+  std::vector<PriceSum> prices;  // arrivals of catalog groups, by goods code (sorted by key)
+
+  // Adds `price` (e.g. one goods line) to `prices`.
+  void AddPrice(const PriceSum& price) { MergePrices(&price, 1, +1); }
 
   double quantity_in(Unit unit) const {
     return static_cast<double>(quantity[static_cast<size_t>(unit)]) / kQuantityScale;
@@ -85,7 +129,12 @@ struct VolumeDelta {
     Wrap(gross_weight, o.gross_weight, sign);
     Wrap(declared_value, o.declared_value, sign);
     for (size_t i = 0; i < kCustomsStatusCount; ++i) Wrap(customs[i], o.customs[i], sign);
+    if (!o.prices.empty()) MergePrices(o.prices.data(), o.prices.size(), sign);
   }
+  // Merges sorted entries into `prices`; an entry that a subtraction brings
+  // to zero lines is removed (a rolling window does not keep codes it no
+  // longer holds).
+  void MergePrices(const PriceSum* other, size_t n, int sign);
 };
 
 // The stored and transported form (state stores, the repartition topic).

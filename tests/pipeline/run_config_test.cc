@@ -618,6 +618,40 @@ detection:
   EXPECT_EQ(ValidateRunConfig(config).message(), "detection.customs_hold.min_ratio: 0.5 (want >= 1)");
 }
 
+TEST(ParseRunConfig, ReadsTheUnitValueKeysAndValidationNamesThem) {
+  // Given every detection.unit_value key set away from its default,
+  RunConfig config = Parsed(R"(
+window: {rolling: [24h, 72h, 7d]}
+detection:
+  unit_value: {enabled: false, window: 72h, baseline_window: 7d, min_lines: 5, min_reference_lines: 8,
+               price_sd: 0.7, relative_floor: 0.1, cusum_slack: 2, cusum_threshold: 7, recover_z: 0.5,
+               min_ratio: 1.5, max_held: 14d}
+)");
+  // then each lands in its field,
+  const operators::UnitValueOptions& u = config.pipeline.detection.unit_value;
+  EXPECT_FALSE(u.enabled);
+  EXPECT_EQ(u.window, 72 * kMsPerHour);
+  EXPECT_EQ(u.baseline_window, 7 * kMsPerDay);
+  EXPECT_EQ(u.min_lines, 5);
+  EXPECT_EQ(u.min_reference_lines, 8);
+  EXPECT_EQ(u.price_sd, 0.7);
+  EXPECT_EQ(u.relative_floor, 0.1);
+  EXPECT_EQ(u.cusum_slack, 2);
+  EXPECT_EQ(u.cusum_threshold, 7);
+  EXPECT_EQ(u.recover_z, 0.5);
+  EXPECT_EQ(u.min_ratio, 1.5);
+  EXPECT_EQ(u.max_held, 14 * kMsPerDay);
+  RunConfig defaults;
+  defaults.pipeline.window.rolling = config.pipeline.window.rolling;
+  EXPECT_FALSE(config == defaults) << "operator== compares them";
+  config.brokers = "k:9092";
+  EXPECT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
+  // and a value out of range is refused naming its key path.
+  ASSERT_TRUE(ApplyOverride("detection.unit_value.baseline_window=24h", &config).ok());
+  EXPECT_EQ(ValidateRunConfig(config).message(),
+            "detection.unit_value.baseline_window: 24h (want longer than unit_value.window, 3d)");
+}
+
 TEST(GuaranteeName, ReadsBackThroughParseGuarantee) {
   for (ProcessingGuarantee g : {ProcessingGuarantee::kAtLeastOnce, ProcessingGuarantee::kExactlyOnce}) {
     Result<ProcessingGuarantee> back = ParseGuarantee(GuaranteeName(g));
