@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "base/csv.h"
+
 namespace shortfall::operators {
 namespace {
 
@@ -46,46 +48,6 @@ bool IsGroupName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
   });
-}
-
-// Splits one RFC 4180 record that does not span lines. Returns what is wrong,
-// or an empty string.
-std::string SplitRecord(std::string_view line, std::vector<std::string>* fields) {
-  fields->clear();
-  size_t i = 0;
-  while (true) {
-    std::string field;
-    if (i < line.size() && line[i] == '"') {
-      ++i;
-      while (true) {
-        if (i >= line.size()) return "unterminated quote";
-        const char c = line[i++];
-        if (c != '"') {
-          field += c;
-        } else if (i < line.size() && line[i] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          break;
-        }
-      }
-      if (i < line.size() && line[i] != ',') {
-        return "text after the closing quote of field " + std::to_string(fields->size() + 1);
-      }
-    } else {
-      size_t end = line.find(',', i);
-      if (end == std::string_view::npos) end = line.size();
-      const std::string_view raw = line.substr(i, end - i);
-      if (raw.find('"') != std::string_view::npos) {
-        return "quote inside unquoted field " + std::to_string(fields->size() + 1);
-      }
-      field = raw;
-      i = end;
-    }
-    fields->push_back(std::move(field));
-    if (i >= line.size()) return "";
-    ++i;  // the comma
-  }
 }
 
 // One parsed row, before group ids exist.
@@ -134,7 +96,7 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
       continue;
     }
 
-    if (std::string bad = SplitRecord(line, &fields); !bad.empty()) {
+    if (std::string bad = SplitCsvRecord(line, &fields); !bad.empty()) {
       return LineError(source, line_number, bad);
     }
     if (fields.size() != kColumns) {
