@@ -75,15 +75,10 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
   std::unordered_map<std::string, std::array<size_t, 2>> seen;
   std::vector<std::string> fields;
   size_t header_line = 0;
-  size_t line_number = 0;
-  size_t pos = 0;
-  while (pos < csv.size()) {
-    size_t end = csv.find('\n', pos);
-    if (end == std::string_view::npos) end = csv.size();
-    std::string_view line = csv.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  CsvLines reader(csv);
+  while (reader.Next()) {
+    const std::string_view line = reader.line();
+    const size_t line_number = reader.number();
     if (IsBlank(line) || line.front() == '#') continue;
 
     if (header_line == 0) {
@@ -162,7 +157,7 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
   }
 
   if (header_line == 0) {
-    return LineError(source, line_number + 1,
+    return LineError(source, reader.number() + 1,
                      "end of input before the header line '" + std::string(kHeader) + "'");
   }
   if (std::none_of(rows.begin(), rows.end(), [](const Row& r) { return r.include; })) {

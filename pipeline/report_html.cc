@@ -645,16 +645,11 @@ Result<std::vector<ReportTruth>> ParseTruthCsv(std::string_view csv, std::string
   std::array<size_t, kColumns.size()> at{};
   std::vector<ReportTruth> out;
   std::vector<std::string> fields;
-  size_t line_number = 0;
   size_t header_fields = 0;
-  size_t pos = 0;
-  while (pos < csv.size()) {
-    size_t end = csv.find('\n', pos);
-    if (end == std::string_view::npos) end = csv.size();
-    std::string_view line = csv.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  CsvLines lines(csv);
+  while (lines.Next()) {
+    const std::string_view line = lines.line();
+    const size_t line_number = lines.number();
     if (line.empty()) continue;
     if (std::string bad = SplitCsvRecord(line, &fields); !bad.empty()) return error(line_number, bad);
     if (header_fields == 0) {
@@ -691,7 +686,7 @@ Result<std::vector<ReportTruth>> ParseTruthCsv(std::string_view csv, std::string
     if (t.group.empty()) return error(line_number, "group: empty (want a group or *)");
     out.push_back(std::move(t));
   }
-  if (header_fields == 0) return error(line_number, "no header (want the CSV of `shortfall gen --truth`)");
+  if (header_fields == 0) return error(lines.number(), "no header (want the CSV of `shortfall gen --truth`)");
   return out;
 }
 

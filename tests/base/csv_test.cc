@@ -1,6 +1,7 @@
 #include "base/csv.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -28,6 +29,23 @@ TEST(SplitCsvRecord, NamesWhatIsWrong) {
   EXPECT_EQ(SplitCsvRecord(R"(a,"open)", &fields), "unterminated quote");
   EXPECT_EQ(SplitCsvRecord(R"("a"b,c)", &fields), "text after the closing quote of field 1");
   EXPECT_EQ(SplitCsvRecord(R"(a,b"c)", &fields), "quote inside unquoted field 2");
+}
+
+TEST(CsvLines, HandsOutLinesWithoutTheirEndingsAndCountsThem) {
+  CsvLines lines("a,b\r\n\nlast");
+  std::vector<std::pair<std::string, size_t>> seen;
+  while (lines.Next()) seen.emplace_back(std::string(lines.line()), lines.number());
+  EXPECT_THAT(seen, ElementsAre(std::pair<std::string, size_t>{"a,b", 1}, std::pair<std::string, size_t>{"", 2},
+                                std::pair<std::string, size_t>{"last", 3}));
+}
+
+TEST(CsvLines, AFinalNewlineEndsTheLastLineAndStartsNoOther) {
+  CsvLines lines("x\n");
+  ASSERT_TRUE(lines.Next());
+  EXPECT_EQ(lines.line(), "x");
+  EXPECT_FALSE(lines.Next());
+  EXPECT_EQ(lines.number(), 1u);
+  EXPECT_FALSE(CsvLines("").Next());
 }
 
 }  // namespace
