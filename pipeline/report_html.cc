@@ -25,8 +25,8 @@ constexpr int kBarHeight = 7;
 constexpr int kPlotTop = 14;  // main plot: volume, baseline, band, truth
 constexpr int kPlotBottom = 164;
 constexpr int kAxisLabelY = 177;  // dates under the main plot
-constexpr int kStripTop = 190;    // CUSUM strip
-constexpr int kStripBottom = 240;
+constexpr int kStripTop = 196;    // CUSUM strip
+constexpr int kStripBottom = 244;
 
 constexpr std::string_view kStyle = R"(
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2937;margin:24px auto;max-width:1000px;padding:0 12px}
@@ -400,7 +400,8 @@ void RenderChart(const SeriesView& v, const ReportPage& page, const TimeAxis& ti
   if (!observed.empty()) o += "<path class=\"observed\" d=\"" + observed + "\"/>\n";
 
   // CUSUM strip.
-  o += "<text x=\"14\" y=\"" + std::to_string((kStripTop + kStripBottom) / 2 + 3) + "\">S</text>";
+  o += "<text x=\"" + std::to_string(kLeft) + "\" y=\"" + std::to_string(kStripTop - 6) +
+       "\">S: the volume-drop CUSUM</text>";
   o += "<line class=\"axis\" x1=\"" + std::to_string(kLeft) + "\" y1=\"" + std::to_string(kStripBottom) + "\" x2=\"" +
        std::to_string(kRight) + "\" y2=\"" + std::to_string(kStripBottom) + "\"/>";
   if (s.watched) {
