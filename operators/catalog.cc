@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "base/csv.h"
+
 namespace shortfall::operators {
 namespace {
 
@@ -48,46 +50,6 @@ bool IsGroupName(std::string_view name) {
   });
 }
 
-// Splits one RFC 4180 record that does not span lines. Returns what is wrong,
-// or an empty string.
-std::string SplitRecord(std::string_view line, std::vector<std::string>* fields) {
-  fields->clear();
-  size_t i = 0;
-  while (true) {
-    std::string field;
-    if (i < line.size() && line[i] == '"') {
-      ++i;
-      while (true) {
-        if (i >= line.size()) return "unterminated quote";
-        const char c = line[i++];
-        if (c != '"') {
-          field += c;
-        } else if (i < line.size() && line[i] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          break;
-        }
-      }
-      if (i < line.size() && line[i] != ',') {
-        return "text after the closing quote of field " + std::to_string(fields->size() + 1);
-      }
-    } else {
-      size_t end = line.find(',', i);
-      if (end == std::string_view::npos) end = line.size();
-      const std::string_view raw = line.substr(i, end - i);
-      if (raw.find('"') != std::string_view::npos) {
-        return "quote inside unquoted field " + std::to_string(fields->size() + 1);
-      }
-      field = raw;
-      i = end;
-    }
-    fields->push_back(std::move(field));
-    if (i >= line.size()) return "";
-    ++i;  // the comma
-  }
-}
-
 // One parsed row, before group ids exist.
 struct Row {
   std::string group;
@@ -113,15 +75,10 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
   std::unordered_map<std::string, std::array<size_t, 2>> seen;
   std::vector<std::string> fields;
   size_t header_line = 0;
-  size_t line_number = 0;
-  size_t pos = 0;
-  while (pos < csv.size()) {
-    size_t end = csv.find('\n', pos);
-    if (end == std::string_view::npos) end = csv.size();
-    std::string_view line = csv.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  CsvLines reader(csv);
+  while (reader.Next()) {
+    const std::string_view line = reader.line();
+    const size_t line_number = reader.number();
     if (IsBlank(line) || line.front() == '#') continue;
 
     if (header_line == 0) {
@@ -134,7 +91,7 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
       continue;
     }
 
-    if (std::string bad = SplitRecord(line, &fields); !bad.empty()) {
+    if (std::string bad = SplitCsvRecord(line, &fields); !bad.empty()) {
       return LineError(source, line_number, bad);
     }
     if (fields.size() != kColumns) {
@@ -200,7 +157,7 @@ Result<Catalog> Catalog::Parse(std::string_view csv, std::string_view source) {
   }
 
   if (header_line == 0) {
-    return LineError(source, line_number + 1,
+    return LineError(source, reader.number() + 1,
                      "end of input before the header line '" + std::string(kHeader) + "'");
   }
   if (std::none_of(rows.begin(), rows.end(), [](const Row& r) { return r.include; })) {

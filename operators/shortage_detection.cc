@@ -32,10 +32,12 @@ void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::ve
   if (reports.empty()) return;
   signals_.clear();
   expected_.clear();
+  readings_.clear();
   for (const WindowReport& report : reports) {
     volume_drop_.Observe(report, &signals_);
     // Now, not later: a series' expectation moves on with each of its reports.
     expected_.push_back(volume_drop_.ExpectedShipments(report.series));
+    if (keep_readings_) readings_.push_back(volume_drop_.Reading(report.series));
   }
   AddContributors(reports);
   // After AddContributors, which reads only volume-drop signals.

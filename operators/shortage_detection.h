@@ -69,6 +69,13 @@ class ShortageDetection {
   void Flush(StateWriteBatch* batch);
   Status Restore(const StateView& state);
 
+  // Off by default. On, each Detect call also keeps, for reports[i], the
+  // volume-drop detector's reading of that report's series right after it
+  // (readings()[i]; nullopt for a series it does not watch), for
+  // `shortfall replay --report`. It costs a lookup and a copy per report.
+  void KeepReadings(bool keep) { keep_readings_ = keep; }
+  const std::vector<std::optional<VolumeDropReading>>& readings() const { return readings_; }
+
   const VolumeDropDetector& volume_drop() const { return volume_drop_; }
   const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
   const UnitValueDetector& unit_value() const { return unit_value_; }
@@ -89,6 +96,8 @@ class ShortageDetection {
   // Scratch: the volume-drop expectation of each report of a Detect call, as
   // of that report (the same however many windows one call closes).
   std::vector<std::optional<double>> expected_;
+  bool keep_readings_ = false;
+  std::vector<std::optional<VolumeDropReading>> readings_;  // of the last Detect call, when kept
 };
 
 }  // namespace shortfall::operators

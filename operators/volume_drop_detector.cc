@@ -147,6 +147,19 @@ std::optional<double> VolumeDropDetector::ExpectedShipments(SeriesKey series) co
   return s == nullptr ? std::nullopt : s->expected_shipments;
 }
 
+std::optional<VolumeDropReading> VolumeDropDetector::Reading(SeriesKey series) const {
+  const Series* s = table_.Find(series);
+  if (s == nullptr || !s->tuning.enabled) return std::nullopt;
+  VolumeDropReading r;
+  r.bucket_end = s->last_end;
+  r.expected = s->expected_shipments;
+  r.evaluated = s->shipments_scale > 0;
+  r.scale = s->shipments_scale;
+  r.cusum = s->cusum[0];
+  r.threshold = s->tuning.cusum_threshold;
+  return r;
+}
+
 void VolumeDropDetector::Observe(const WindowReport& report, std::vector<Signal>* out) {
   Series& s = table_.For(report.series, [&](Series& fresh) { fresh.tuning = TuningFor(fresh.key); });
   if (!s.tuning.enabled) return;
@@ -165,6 +178,7 @@ void VolumeDropDetector::Series::ResetState() {
   in_episode = false;
   recovered_since = kMinTimestamp;
   expected_shipments.reset();
+  shipments_scale = 0;
 }
 
 void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::vector<Signal>* out) {
@@ -198,6 +212,7 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
   Slot& slot_here = s->ring[here];
   slot_here = Slot{t, window.shipments, window.gross_weight, window.declared_value, s->in_episode};
   s->last_end = t;
+  s->shipments_scale = 0;
 
   if (n < options_.min_history_weeks) {
     s->expected_shipments.reset();
@@ -234,6 +249,7 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
       scale = std::max(scale, std::sqrt(expected[m] + spread * spread));
     }
     z[m] = (observed[m] - expected[m]) / scale;
+    if (m == 0) s->shipments_scale = scale;
     s->cusum[m] = std::max(0.0, s->cusum[m] + (-z[m] - tuning.cusum_slack) * step);
     evaluated[m] = true;
     any = true;

@@ -178,6 +178,24 @@ struct VolumeDropOverride {
   std::optional<bool> enabled;
 };
 
+// What the detector made of a series' latest report, for the shipments
+// measure: the numbers a plot needs to show why a series fired or did not
+// (`shortfall replay --report`). The normal band of the shipments measure
+// is [expected + recover_z x scale, +inf): the test is one-sided, and a
+// close at or above its lower edge counts as recovered.
+struct VolumeDropReading {
+  TimestampMs bucket_end = kMinTimestamp;  // of the report read
+  // The baseline median; nullopt while the series warms up.
+  std::optional<double> expected;
+  // Whether shipments were tested at that close: false while warming up, on
+  // a thin series (expected below min_expected_shipments), when expected is
+  // 0, or when "shipments" is not among the measures.
+  bool evaluated = false;
+  double scale = 0;      // z = (observed - expected) / scale; 0 unless evaluated
+  double cusum = 0;      // the shipments CUSUM S after that close
+  double threshold = 0;  // cusum_threshold after the series' override
+};
+
 // kInvalidArgument naming the override and field, e.g.
 // "volume_drop.overrides[1].group: 'chip' is not a commodity group".
 // `group_names` as given to the detector.
@@ -219,6 +237,11 @@ class VolumeDropDetector {
   // metrics; nullopt while it warms up, or for a series never seen.
   std::optional<double> ExpectedShipments(SeriesKey series) const;
 
+  // The reading of the series' latest report; nullopt for a series never
+  // seen or not watched (disabled by the options or an override). Cheap
+  // (a lookup), for callers that want it after every report.
+  std::optional<VolumeDropReading> Reading(SeriesKey series) const;
+
   size_t series_count() const { return table_.size(); }
   const VolumeDropOptions& options() const { return options_; }
 
@@ -248,6 +271,7 @@ class VolumeDropDetector {
     bool in_episode = false;              // fired, and not recovered for a window since
     TimestampMs recovered_since = kMinTimestamp;  // current run of recovered closes; kMinTimestamp: none
     std::optional<double> expected_shipments;
+    double shipments_scale = 0;  // at the latest report; 0 when shipments were not tested
     TimestampMs last_end = kMinTimestamp;     // newest report
     TimestampMs flushed_end = kMinTimestamp;  // newest report written by Flush
 

@@ -105,6 +105,9 @@ class VolumePipeline {
   // Runs the detectors over closed windows (in the order they closed) and
   // appends the alert records their signals cause.
   void Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts);
+  // See ShortageDetection::KeepReadings; detection().readings() then holds
+  // the readings of the last Detect call's reports.
+  void KeepDetectorReadings(bool keep) { detection_.KeepReadings(keep); }
 
   // Writes everything changed since the last Flush and marks it clean. If
   // the Commit of that batch fails, Restore before processing more.

@@ -311,6 +311,11 @@ int Application::Replay(const std::vector<std::string>& args) {
   flags.Add("max-records", "N", "stop after N records (0: all); with --state-dir, a later replay resumes there", "0");
   flags.Add("totals-csv", "FILE", "also write the final totals as CSV");
   flags.Add("alerts-json", "FILE", "also write every alert record as a line of JSON (as `tail --json` prints them)");
+  flags.Add("report", "FILE",
+            "also write an HTML page (inline SVG, no scripts) charting per group and corridor the volume-drop "
+            "detector's rolling volume, baseline, normal band and CUSUM at each judged close, with every alert "
+            "record marked");
+  flags.Add("truth", "FILE", "with --report: shade these ground-truth windows (the CSV of `gen --scenario NAME --truth`)");
   flags.Add("config", "FILE",
             "take windows, validation, detection and catalog from a `shortfall run` config (Kafka keys are ignored)");
   flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set detection.volume_drop.cusum_threshold=4");
@@ -335,6 +340,10 @@ int Application::Replay(const std::vector<std::string>& args) {
   options.state_dir = flags.Get("state-dir");
   options.totals_csv = flags.Get("totals-csv");
   options.alerts_json = flags.Get("alerts-json");
+  options.report_html = flags.Get("report");
+  options.truth_csv = flags.Get("truth");
+  if (flags.Has("report") && options.report_html.empty()) return usage_error(InvalidArgumentError("--report: empty path"));
+  if (flags.Has("truth") && !flags.Has("report")) return usage_error(InvalidArgumentError("--truth needs --report FILE"));
   Result<EventFileFormat> format = ParseEventFileFormat(flags.Get("format"));
   if (!format.ok()) return usage_error(format.status().WithContext("--format"));
   options.format = *format;

@@ -4,13 +4,16 @@
 #include <cstring>
 #include <cinttypes>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <unordered_map>
 #include <memory>
 
 #include "operators/in_memory_state_store.h"
 #include "pipeline/alert_format.h"
+#include "pipeline/report_html.h"
 #include "pipeline/totals_csv.h"
 #include "pipeline/rocksdb_state_store.h"
 
@@ -156,6 +159,109 @@ class Reporter {
   uint64_t alert_records_ = 0;
 };
 
+// Collects what --report draws: per series, each judged close with the
+// volume-drop detector's reading of it, and every alert record. Created only
+// when a report is asked for.
+class ReportCollector {
+ public:
+  ReportCollector(const ReplayOptions& options, const VolumePipeline& pipeline)
+      : options_(options), pipeline_(pipeline) {
+    const operators::VolumeDropOptions& drop = options.pipeline.detection.volume_drop;
+    const auto& rolling = options.pipeline.window.rolling;
+    window_index_ = static_cast<size_t>(std::find(rolling.begin(), rolling.end(), drop.window) - rolling.begin());
+    page_.input = options.input;
+    page_.truth_file = options.truth_csv;
+    page_.bucket = options.pipeline.window.bucket;
+    page_.window = drop.window;
+    page_.recover_z = drop.recover_z;
+    page_.relative_floor = drop.relative_floor;
+    page_.min_expected_shipments = drop.min_expected_shipments;
+  }
+
+  // Reads the truth and opens the report now, so a bad truth file or a path
+  // that cannot be written stops the replay before it starts.
+  Status Open() {
+    if (!options_.truth_csv.empty()) {
+      std::ifstream in(options_.truth_csv, std::ios::binary);
+      if (!in) {
+        return InvalidArgumentError("--truth: cannot read '" + options_.truth_csv + "': " + std::strerror(errno));
+      }
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      SHORTFALL_ASSIGN_OR_RETURN(page_.truth, ParseTruthCsv(text, options_.truth_csv));
+    }
+    file_.open(options_.report_html, std::ios::trunc | std::ios::binary);
+    if (!file_) {
+      return InvalidArgumentError("--report: cannot write '" + options_.report_html + "': " + std::strerror(errno));
+    }
+    return OkStatus();
+  }
+
+  // reports[i] was judged; readings[i] is the detector's reading right after it.
+  void Add(const std::vector<WindowReport>& reports,
+           const std::vector<std::optional<operators::VolumeDropReading>>& readings) {
+    for (size_t i = 0; i < reports.size(); ++i) {
+      const WindowReport& r = reports[i];
+      ReportSeries& s = SeriesFor(r.series);
+      ReportPoint& p = s.points.emplace_back();
+      p.end = r.bucket_end;
+      p.observed = static_cast<double>(r.rolling[window_index_].shipments);
+      const std::optional<operators::VolumeDropReading>& reading = i < readings.size() ? readings[i] : std::nullopt;
+      // A report the detector skipped (not newer than its last) has no reading of its own.
+      if (!reading || reading->bucket_end != r.bucket_end) continue;
+      s.watched = true;
+      s.cusum_threshold = reading->threshold;
+      p.expected = reading->expected;
+      if (reading->evaluated) {
+        p.normal_low = *reading->expected + page_.recover_z * reading->scale;
+        p.cusum = reading->cusum;
+      }
+    }
+  }
+
+  void Add(const std::vector<v1::ShortageAlert>& alerts) {
+    for (const v1::ShortageAlert& a : alerts) {
+      ReportAlert& r = page_.alerts.emplace_back();
+      r.group = a.commodity_group();
+      const v1::Corridor& c = a.corridor();
+      r.corridor = c.origin_country().empty() && c.destination_country().empty() && c.port_of_entry().empty()
+                       ? std::string(operators::kAllCorridorsCode)
+                       : FormatCorridor(c);
+      r.at = operators::TimestampToMs(a.window_end()).value_or(0);
+      r.id = a.alert_id();
+      r.kind = AlertKindLabel(a.kind());
+      r.severity = SeverityLabel(a.severity());
+      r.state = AlertStateLabel(a.state());
+      r.line = FormatAlertLine(a);
+    }
+  }
+
+  Status Write() {
+    file_ << RenderReportHtml(page_);
+    file_.close();
+    if (!file_) return UnavailableError("--report: write failed for '" + options_.report_html + "'");
+    return OkStatus();
+  }
+
+ private:
+  ReportSeries& SeriesFor(operators::SeriesKey key) {
+    const uint64_t packed = (uint64_t{key.group} << 32) | key.corridor;
+    const auto [it, added] = index_.try_emplace(packed, page_.series.size());
+    if (added) {
+      ReportSeries& s = page_.series.emplace_back();
+      s.group = std::string(pipeline_.GroupName(key.group));
+      s.corridor = pipeline_.corridors().Code(key.corridor);
+    }
+    return page_.series[it->second];
+  }
+
+  const ReplayOptions& options_;
+  const VolumePipeline& pipeline_;
+  size_t window_index_ = 0;
+  ReportPage page_;
+  std::unordered_map<uint64_t, size_t> index_;  // (group << 32 | corridor) -> page_.series
+  std::ofstream file_;
+};
+
 // Where a replay stands in its input: records consumed and the byte offset
 // after them, so a resume over a different file is caught, not silently
 // skipped into. Kept as the state store's checkpoint: "record=N offset=B".
@@ -195,6 +301,9 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
                  std::ostream& out) {
   SHORTFALL_RETURN_IF_ERROR(options.pipeline.Validate());
   if (options.commit_every == 0) return InvalidArgumentError("--commit-every: must be > 0");
+  if (!options.truth_csv.empty() && options.report_html.empty()) {
+    return InvalidArgumentError("--truth: only the report uses it; give --report FILE too");
+  }
   std::unique_ptr<operators::StateStore> store;
   if (options.state_dir.empty()) {
     store = std::make_unique<operators::InMemoryStateStore>();
@@ -208,6 +317,12 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
                              EventFileReader::Open(options.input, options.format));
   Reporter reporter(options, pipeline, out);
   SHORTFALL_RETURN_IF_ERROR(reporter.Open());
+  std::unique_ptr<ReportCollector> report;
+  if (!options.report_html.empty()) {
+    report = std::make_unique<ReportCollector>(options, pipeline);
+    SHORTFALL_RETURN_IF_ERROR(report->Open());
+    pipeline.KeepDetectorReadings(true);
+  }
   if (resume.record > 0) {
     out << "resuming after record " << resume.record << " from " << options.state_dir << "\n";
   }
@@ -227,6 +342,10 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
     if (all) return OkStatus();
     alerts.clear();
     pipeline.Detect(reports, &alerts);
+    if (report != nullptr) {
+      report->Add(reports, pipeline.detection().readings());
+      report->Add(alerts);
+    }
     return reporter.PrintAlerts(alerts);
   };
   operators::StateWriteBatch batch;
@@ -305,6 +424,7 @@ Status RunReplay(const ReplayOptions& options, const operators::Catalog& catalog
     out << "\n";
   }
   SHORTFALL_RETURN_IF_ERROR(commit(end));
+  if (report != nullptr) SHORTFALL_RETURN_IF_ERROR(report->Write());
   return reporter.Summary();
 }
 

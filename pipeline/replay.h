@@ -11,6 +11,12 @@
 // options: the same file gives byte-identical output, whether state is in
 // memory or in RocksDB (--state-dir).
 //
+// With a report path, the volume-drop detector's reading of every judged
+// close is kept and, at the end, written as one HTML page (report_html.h)
+// with the alert records and, given a truth file, its windows; it covers the
+// closes of this run only (after a resume, from the checkpoint on). Without
+// one, nothing is kept.
+//
 // With a state directory, state and the position in the file (records and
 // byte offset) are committed together every `commit_every` records; a replay
 // over a directory that holds a checkpoint resumes after the last committed
@@ -47,6 +53,8 @@ struct ReplayOptions {
   uint64_t max_records = 0;                  // stop after this many records; 0 = all
   std::string totals_csv;                    // also write final totals here (optional)
   std::string alerts_json;                   // also write alert records here, JSON lines (optional)
+  std::string report_html;                   // also write the HTML report here (optional; report_html.h)
+  std::string truth_csv;                     // with report_html: ground truth to shade (gen --truth)
   std::string shipments_topic = "shipments.events.v1";
   std::string customs_topic = "customs.events.v1";
   operators::PipelineOptions pipeline;

@@ -19,6 +19,8 @@ packages=(
   prometheus
   # offline checks of deploy/ (tests/deploy/check_deploy.py)
   docker-compose python3-yaml
+  # headless browser that renders the replay report (tests/e2e/report_render.py)
+  chromium
 )
 # kubectl renders deploy/kubernetes (kustomize); Debian's only when none is installed.
 if ! command -v kubectl >/dev/null 2>&1; then packages+=(kubernetes-client); fi

@@ -101,6 +101,37 @@ TEST(ShortageDetection, AlertsDoNotDependOnHowManyWindowsOneCallCloses) {
   EXPECT_EQ(per_hour, per_day);
 }
 
+TEST(ShortageDetection, KeptReadingsFollowEachReportOfACallThatClosesManyWindows) {
+  // Given readings kept, and windows closed six hours at a time
+  ThreeCorridors probe;
+  probe.detection_.KeepReadings(true);
+  std::vector<WindowReport> reports;
+  std::vector<v1::ShortageAlert> alerts;
+  const CorridorId laredo = *probe.corridors_.InternCode("MX-US-2304");
+  for (TimestampMs t = kMonday; t < kMonday + 15 * kDay; t += kHour) {
+    ASSERT_TRUE(probe.aggregator_.Add(0, laredo, t, Shipments(10 + static_cast<uint64_t>((t / kHour) % 5))));
+  }
+  // When the last six hours close in one call
+  probe.aggregator_.AdvanceTo(kMonday + 15 * kDay - 6 * kHour, &reports);
+  probe.detection_.Detect(reports, &alerts);
+  reports.clear();
+  probe.aggregator_.AdvanceTo(kMonday + 15 * kDay, &reports);
+  probe.detection_.Detect(reports, &alerts);
+  // Then there is one reading per report, of that report's close, not the call's last
+  ASSERT_EQ(reports.size(), 12u) << "Laredo and the total, six closes each";
+  ASSERT_EQ(probe.detection_.readings().size(), reports.size());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const std::optional<VolumeDropReading>& r = probe.detection_.readings()[i];
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->bucket_end, reports[i].bucket_end);
+    EXPECT_TRUE(r->evaluated);
+  }
+  // And none are kept when not asked for
+  probe.detection_.KeepReadings(false);
+  probe.detection_.Detect(reports, &alerts);
+  EXPECT_TRUE(probe.detection_.readings().empty());
+}
+
 TEST_F(GroupOfThree, FlushAndRestoreCarryTheDetectorsAndTheLifecycle) {
   const TimestampMs drop_at = kMonday + 21 * kDay;
   Flow(drop_at, drop_at + 3 * kDay);

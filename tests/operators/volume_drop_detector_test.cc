@@ -95,6 +95,7 @@ class Chain {
       reports_.push_back(r);
       const size_t before = signals_.size();
       detector_.Observe(r, &signals_);
+      readings_.push_back(detector_.Reading(r.series));
       for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
     }
   }
@@ -135,6 +136,7 @@ class Chain {
   VolumeDropDetector detector_;
   AlertLifecycle lifecycle_;
   std::vector<WindowReport> reports_;
+  std::vector<std::optional<VolumeDropReading>> readings_;  // right after each of reports_
   std::vector<Signal> signals_;
   std::vector<v1::ShortageAlert> alerts_;
 };
@@ -312,6 +314,78 @@ TEST(VolumeDropDetector, ExpectedShipmentsFollowTheWeeklyBaseline) {
   const std::optional<double> expected = chain.detector_.ExpectedShipments(chain.Series(kLaredo));
   ASSERT_TRUE(expected.has_value());
   EXPECT_NEAR(*expected, 1000, 60);
+}
+
+TEST(VolumeDropDetector, TheReadingIsWhatTheTestUsedAtEachClose) {
+  // Given four quiet weeks, then Laredo falls by 60% for three days
+  const std::vector<Arrivals> arrivals =
+      Generate({{kLaredo, 1000, Step(kEventStart, 30 * kDay, 0.4)}}, kMonday, kEventStart + 3 * kDay);
+  VolumeDropOptions options;
+  options.cusum_threshold = 4;
+  Chain chain(options);
+  // When it all closes, with the reading taken right after each report
+  chain.Feed(arrivals);
+  ASSERT_EQ(chain.readings_.size(), chain.reports_.size());
+  const SeriesKey laredo = chain.Series(kLaredo);
+  size_t checked = 0;
+  size_t warming = 0;
+  bool fired = false;
+  for (size_t i = 0; i < chain.reports_.size(); ++i) {
+    const WindowReport& r = chain.reports_[i];
+    if (!(r.series == laredo)) continue;
+    const std::optional<VolumeDropReading>& reading = chain.readings_[i];
+    ASSERT_TRUE(reading.has_value());
+    EXPECT_EQ(reading->bucket_end, r.bucket_end);
+    EXPECT_EQ(reading->threshold, 4);
+    if (!reading->expected) {
+      EXPECT_FALSE(reading->evaluated);
+      ++warming;
+      continue;
+    }
+    // Then it matches that close's signal: the same expectation and S, and
+    // "recovered" exactly when observed is at or above expected + recover_z x scale
+    const auto signal = std::find_if(chain.signals_.begin(), chain.signals_.end(), [&](const Signal& s) {
+      return s.corridor == kLaredo && s.window_end == r.bucket_end;
+    });
+    ASSERT_NE(signal, chain.signals_.end());
+    ASSERT_TRUE(reading->evaluated);
+    EXPECT_EQ(*reading->expected, signal->evidence.expected());
+    EXPECT_EQ(reading->cusum, signal->evidence.statistic_value());
+    EXPECT_GE(reading->scale, 0.1 * *reading->expected);
+    const double observed = static_cast<double>(r.rolling[0].shipments);
+    EXPECT_EQ(signal->recovered, observed >= *reading->expected + options.recover_z * reading->scale)
+        << "at " << FormatUtc(r.bucket_end);
+    fired = fired || signal->firing;
+    ++checked;
+  }
+  EXPECT_EQ(warming, 2u * 7 * 24) << "two weeks of warm-up";
+  EXPECT_GT(checked, 300u);
+  EXPECT_TRUE(fired);
+}
+
+TEST(VolumeDropDetector, AThinOrUnwatchedSeriesReadsAsNotEvaluated) {
+  // Given a thin corridor of 2 shipments a weekday, and unclassified goods (not watched)
+  const std::vector<Arrivals> arrivals = Generate({{kLaredo, 2}, {kDetroit, 1000}}, kMonday, kEventStart);
+  Chain chain;
+  chain.Feed(arrivals);
+  // Then the thin one has an expectation but was not tested
+  const std::optional<VolumeDropReading> thin = chain.detector_.Reading(chain.Series(kLaredo));
+  ASSERT_TRUE(thin.has_value());
+  ASSERT_TRUE(thin->expected.has_value());
+  EXPECT_FALSE(thin->evaluated);
+  EXPECT_EQ(thin->scale, 0);
+  // And a busy one was
+  const std::optional<VolumeDropReading> busy = chain.detector_.Reading(chain.Series(kDetroit));
+  ASSERT_TRUE(busy.has_value());
+  EXPECT_TRUE(busy->evaluated);
+  // And a series never seen, or not watched, has no reading
+  std::vector<Signal> ignored;
+  WindowReport unclassified = chain.reports_.back();
+  unclassified.series.group = 1;
+  unclassified.bucket_end += kHour;
+  chain.detector_.Observe(unclassified, &ignored);
+  EXPECT_FALSE(chain.detector_.Reading(unclassified.series).has_value());
+  EXPECT_FALSE(chain.detector_.Reading(SeriesKey{0, *chain.corridors_.InternCode("US-CA-CAWND")}).has_value());
 }
 
 TEST(VolumeDropDetector, AnOverrideTunesOneCorridor) {

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
+#include <utility>
 #include <sstream>
 #include <string>
 
 #include "scenario/generator.h"
+#include "scenario/scenarios.h"
 #include "tests/testing/temp_dir.h"
 
 namespace shortfall::pipeline {
@@ -163,6 +166,93 @@ TEST_F(ReplayTest, TotalsCsvHasARowPerSeries) {
   }
   EXPECT_GT(rows, 30);
   EXPECT_TRUE(has_laredo_chips);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
+TEST_F(ReplayTest, AReportChangesNothingElseAndDrawsEveryJudgedSeries) {
+  // Given the same replay with and without a report
+  ReplayOptions options;
+  options.print_every = PrintEvery::kBucket;
+  const std::string plain = Replay(options);
+  options.report_html = dir_.Path("report.html");
+  options.totals_csv = dir_.Path("totals.csv");
+  // Then the printed output is the same
+  EXPECT_EQ(Replay(options), plain);
+  // And the page has a chart per series (those the end of the file first
+  // closed are not judged, so at most one per row of the totals)
+  const std::string html = ReadFile(options.report_html);
+  const size_t charts = Count(html, "<svg class=\"chart\"");
+  const size_t series = Count(ReadFile(options.totals_csv), "\n") - 1;
+  EXPECT_GT(charts, series / 2);
+  EXPECT_LE(charts, series);
+  EXPECT_NE(html.find("<td>" + events_ + "</td>"), std::string::npos);
+}
+
+TEST_F(ReplayTest, AReportOfASuddenDropMarksTheAlertInsideTheTruthWindow) {
+  // Given the sudden_drop scenario and its truth
+  const scenario::NamedScenario* named = scenario::FindScenario("sudden_drop");
+  ASSERT_NE(named, nullptr);
+  const std::string events = dir_.Path("drop.pb");
+  {
+    auto writer = EventFileWriter::Open(events, EventFileFormat::kProtobuf);
+    ASSERT_TRUE(writer.ok());
+    scenario::Generator generator(named->options);
+    v1::EventRecord record;
+    while (generator.Next(&record)) ASSERT_TRUE((*writer)->Write(record).ok());
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  std::ofstream(dir_.Path("truth.csv")) << scenario::TruthCsv(*named);
+  // When it is replayed with a report
+  ReplayOptions options;
+  options.input = events;
+  options.print_every = PrintEvery::kNone;
+  options.report_html = dir_.Path("report.html");
+  options.truth_csv = dir_.Path("truth.csv");
+  options.alerts_json = dir_.Path("alerts.jsonl");
+  Replay(options);
+  const std::string html = ReadFile(options.report_html);
+  // Then every alert record is marked once, the OPEN ones on Laredo's chips chart
+  const size_t records = Count(ReadFile(options.alerts_json), "\n");
+  ASSERT_GT(records, 0u);
+  EXPECT_EQ(Count(html, "\" data-kind=\""), records);
+  const size_t heading = html.find("<h3>semiconductors \xC2\xB7 MX-US-2304</h3>");
+  ASSERT_NE(heading, std::string::npos);
+  const std::string chart = html.substr(heading, html.find("</svg>", heading) - heading);
+  EXPECT_NE(chart.find("<g class=\"alert open "), std::string::npos);
+  EXPECT_EQ(Count(chart, "<rect class=\"truth shortage\""), 1u);
+  EXPECT_NE(chart.find("<path class=\"band\""), std::string::npos);
+  EXPECT_NE(chart.find("<path class=\"cusum\""), std::string::npos);
+  // And the group total shows the port's shortage as seen in the total
+  const size_t total = html.find("<h3>semiconductors \xC2\xB7 all corridors</h3>");
+  ASSERT_NE(total, std::string::npos);
+  EXPECT_NE(html.find("<rect class=\"truth in-total\"", total), std::string::npos);
+}
+
+TEST_F(ReplayTest, ABadTruthFileOrReportPathStopsBeforeReplaying) {
+  std::ofstream(dir_.Path("truth.csv")) << "group,what\nppe,x\n";
+  for (auto [report, truth] : {std::pair{dir_.Path("no/such/dir/r.html"), std::string()},
+                               std::pair{dir_.Path("r.html"), dir_.Path("truth.csv")},
+                               std::pair{dir_.Path("r.html"), dir_.Path("missing.csv")},
+                               std::pair{std::string(), dir_.Path("truth.csv")}}) {
+    ReplayOptions options;
+    options.input = events_;
+    options.report_html = report;
+    options.truth_csv = truth;
+    std::ostringstream out;
+    Status s = RunReplay(options, operators::Catalog::Default(), out);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << report << " " << truth << ": " << s.ToString();
+    EXPECT_EQ(out.str().find("records"), std::string::npos) << "nothing was replayed";
+  }
 }
 
 TEST_F(ReplayTest, ATruncatedFileStopsWithDataLoss) {
