@@ -1,6 +1,7 @@
 // SeasonalSeriesTable: the bookkeeping the seasonal detectors share
-// (VolumeDropDetector, CustomsHoldDetector). Each keeps, per series — a
-// (group, corridor) pair or a group's all-corridors total — a ring of slots,
+// (VolumeDropDetector, CustomsHoldDetector, OriginConcentrationDetector).
+// Each keeps, per series — a (group, corridor) pair or a group's
+// all-corridors total — a ring of slots,
 // one per bucket close over `baseline_weeks` weeks, and a little detector
 // state; this table owns the series, the ring geometry and the persistence:
 // one key per series and chunk of a day's slots (group '\0' corridor code
