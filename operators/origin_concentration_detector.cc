@@ -387,22 +387,9 @@ void OriginConcentrationDetector::Evaluate(TimestampMs t, Market* m, const std::
 void OriginConcentrationDetector::MarkRise(TimestampMs t, Market* m) {
   // The 7 d window that fires holds a week or more of the change; the
   // closes since z rose, counted clean, would soften next week's baseline.
-  const DurationMs bucket = table_.bucket();
-  const TimestampMs from = std::max(m->rising_since, t - 2 * options_.window + bucket);
+  const TimestampMs from = std::max(m->rising_since, t - 2 * options_.window + table_.bucket());
   for (CorridorId corridor : m->corridors) {
-    Series* s = table_.Find(SeriesKey{m->group, corridor});
-    if (s == nullptr || s->ring.empty()) continue;
-    TimestampMs earliest = t;
-    for (TimestampMs end = std::max(from, t - kWeek * options_.baseline_weeks + bucket); end < t; end += bucket) {
-      Slot& slot = s->ring[table_.SlotIndex(end)];
-      if (slot.end != end || slot.anomalous) continue;
-      slot.anomalous = true;
-      earliest = std::min(earliest, end);
-    }
-    // Flush writes the slots after flushed_end: make it write these again.
-    if (earliest < t && s->flushed_end != kMinTimestamp && s->flushed_end >= earliest) {
-      s->flushed_end = earliest - bucket;
-    }
+    if (Series* s = table_.Find(SeriesKey{m->group, corridor})) table_.MarkAnomalous(*s, from, t);
   }
 }
 

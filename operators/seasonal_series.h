@@ -161,6 +161,25 @@ class SeasonalSeriesTable {
     return slot.end == t - weeks_back * kWeek ? &slot : nullptr;
   }
 
+  // Marks the slots of `s` closed in [from, to) anomalous (those the ring
+  // still holds) and has the next Flush write them again: for a detector
+  // whose episode is found to have begun before its first firing close.
+  // REQUIRES: the Slot type has `bool anomalous`.
+  void MarkAnomalous(Series& s, TimestampMs from, TimestampMs to) {
+    if (s.ring.empty()) return;
+    TimestampMs earliest = to;
+    for (TimestampMs end = std::max(from, to - span() + bucket_); end < to; end += bucket_) {
+      auto& slot = s.ring[SlotIndex(end)];
+      if (slot.end != end || slot.anomalous) continue;
+      slot.anomalous = true;
+      earliest = std::min(earliest, end);
+    }
+    // Flush writes the slots after flushed_end: make it write these again.
+    if (earliest < to && s.flushed_end != kMinTimestamp && s.flushed_end >= earliest) {
+      s.flushed_end = earliest - bucket_;
+    }
+  }
+
   size_t ring_size() const { return ring_size_; }
   DurationMs bucket() const { return bucket_; }
   size_t size() const { return series_.size(); }
