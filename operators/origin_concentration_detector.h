@@ -99,7 +99,7 @@
 //   - the origin_shift scenario (Canada's 13% of US chip imports fading to
 //     a tenth over two weeks, about 26 Canadian shipments a week before):
 //     fires 9.8 to 17.7 days after the fade starts over its own seed and
-//     seeds 1 to 12 (median 14: about when the fade completes; the 7 d
+//     seeds 2 to 12 (median 14: about when the fade completes; the 7 d
 //     window lags a change by half a week, and a few dozen shipments leave
 //     little room below the noise), and 4.0 days on seed 1, where the chance
 //     dip above met the start of the fade. No corridor of it is busy enough
