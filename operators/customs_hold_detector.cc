@@ -192,19 +192,7 @@ void CustomsHoldDetector::MarkRise(TimestampMs t, Series* s) {
   // The CUSUM fires a day or two into a wave; the closes since it started
   // rising hold the wave too, and would inflate next week's baseline (and
   // hide a second wave then) if they counted as clean. At most a week back.
-  const DurationMs bucket = table_.bucket();
-  const TimestampMs from = std::max(s->rising_since, t - kWeek + bucket);
-  TimestampMs earliest = t;
-  for (TimestampMs end = from; end < t; end += bucket) {
-    Slot& slot = s->ring[table_.SlotIndex(end)];
-    if (slot.end != end || slot.anomalous) continue;
-    slot.anomalous = true;
-    earliest = std::min(earliest, end);
-  }
-  // Flush writes the slots after flushed_end: make it write these again.
-  if (earliest < t && s->flushed_end != kMinTimestamp && s->flushed_end >= earliest) {
-    s->flushed_end = earliest - bucket;
-  }
+  table_.MarkAnomalous(*s, std::max(s->rising_since, t - kWeek + table_.bucket()), t);
 }
 
 void CustomsHoldDetector::Series::SaveSlot(const Slot& slot, bool newest, internal::CustomsHoldSlotState* out) const {

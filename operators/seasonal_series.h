@@ -1,6 +1,7 @@
 // SeasonalSeriesTable: the bookkeeping the seasonal detectors share
-// (VolumeDropDetector, CustomsHoldDetector). Each keeps, per series — a
-// (group, corridor) pair or a group's all-corridors total — a ring of slots,
+// (VolumeDropDetector, CustomsHoldDetector, OriginConcentrationDetector).
+// Each keeps, per series — a (group, corridor) pair or a group's
+// all-corridors total — a ring of slots,
 // one per bucket close over `baseline_weeks` weeks, and a little detector
 // state; this table owns the series, the ring geometry and the persistence:
 // one key per series and chunk of a day's slots (group '\0' corridor code
@@ -158,6 +159,25 @@ class SeasonalSeriesTable {
   const Slot* Lagged(const std::vector<Slot>& ring, TimestampMs t, int weeks_back) const {
     const Slot& slot = ring[SlotIndex(t - weeks_back * kWeek)];
     return slot.end == t - weeks_back * kWeek ? &slot : nullptr;
+  }
+
+  // Marks the slots of `s` closed in [from, to) anomalous (those the ring
+  // still holds) and has the next Flush write them again: for a detector
+  // whose episode is found to have begun before its first firing close.
+  // REQUIRES: the Slot type has `bool anomalous`.
+  void MarkAnomalous(Series& s, TimestampMs from, TimestampMs to) {
+    if (s.ring.empty()) return;
+    TimestampMs earliest = to;
+    for (TimestampMs end = std::max(from, to - span() + bucket_); end < to; end += bucket_) {
+      auto& slot = s.ring[SlotIndex(end)];
+      if (slot.end != end || slot.anomalous) continue;
+      slot.anomalous = true;
+      earliest = std::min(earliest, end);
+    }
+    // Flush writes the slots after flushed_end: make it write these again.
+    if (earliest < to && s.flushed_end != kMinTimestamp && s.flushed_end >= earliest) {
+      s.flushed_end = earliest - bucket_;
+    }
   }
 
   size_t ring_size() const { return ring_size_; }

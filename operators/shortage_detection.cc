@@ -8,11 +8,13 @@ Status DetectionOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(volume_drop.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(customs_hold.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(unit_value.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(origin_concentration.Validate(windows));
   return lifecycle.Validate();
 }
 
 Status DetectionOptions::Validate(const WindowOptions& windows, const std::vector<std::string>& group_names) const {
   SHORTFALL_RETURN_IF_ERROR(Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(ValidateOriginConcentrationOverrides(origin_concentration_overrides, group_names));
   return ValidateVolumeDropOverrides(volume_drop_overrides, group_names);
 }
 
@@ -26,6 +28,8 @@ ShortageDetection::ShortageDetection(const DetectionOptions& options, const Wind
       volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),
       customs_hold_(options.customs_hold, windows, group_names, corridors),
       unit_value_(options.unit_value, windows, group_names, corridors),
+      origin_concentration_(options.origin_concentration, options.origin_concentration_overrides, windows,
+                            group_names, corridors),
       lifecycle_(options.lifecycle) {}
 
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
@@ -45,6 +49,7 @@ void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::ve
     customs_hold_.Observe(report, &signals_);
     unit_value_.Observe(report, &signals_);
   }
+  origin_concentration_.Observe(reports, &signals_);
   for (const Signal& signal : signals_) lifecycle_.Apply(signal, alerts);
 }
 
@@ -85,6 +90,7 @@ void ShortageDetection::Flush(StateWriteBatch* batch) {
   volume_drop_.Flush(batch);
   customs_hold_.Flush(batch);
   unit_value_.Flush(batch);
+  origin_concentration_.Flush(batch);
   lifecycle_.Flush(batch);
 }
 
@@ -92,6 +98,7 @@ Status ShortageDetection::Restore(const StateView& state) {
   SHORTFALL_RETURN_IF_ERROR(volume_drop_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(customs_hold_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(unit_value_.Restore(state));
+  SHORTFALL_RETURN_IF_ERROR(origin_concentration_.Restore(state));
   return lifecycle_.Restore(state);
 }
 

@@ -11,6 +11,9 @@
 // Detectors so far: VolumeDropDetector (volume_drop), CustomsHoldDetector
 // (customs_hold) and UnitValueDetector (unit_value), over the same reports. Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
+// OriginConcentrationDetector (origin_concentration) reads each batch of
+// reports whole: the shares of a group's origins need every corridor
+// series of the group at one bucket close.
 //
 // Top contributors. A volume drop of a group's total names the corridors
 // whose shortfall against their own baselines makes up most of it (up to
@@ -32,6 +35,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
 #include "operators/customs_hold_detector.h"
+#include "operators/origin_concentration_detector.h"
 #include "operators/state_store.h"
 #include "operators/unit_value_detector.h"
 #include "operators/volume_aggregator.h"
@@ -47,6 +51,9 @@ struct DetectionOptions {
   std::vector<VolumeDropOverride> volume_drop_overrides;
   CustomsHoldOptions customs_hold;
   UnitValueOptions unit_value;
+  OriginConcentrationOptions origin_concentration;
+  // First match wins; see OriginConcentrationOverride.
+  std::vector<OriginConcentrationOverride> origin_concentration_overrides;
   LifecycleOptions lifecycle;
 
   // Everything but the overrides' group names (which need the catalog).
@@ -79,6 +86,7 @@ class ShortageDetection {
   const VolumeDropDetector& volume_drop() const { return volume_drop_; }
   const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
   const UnitValueDetector& unit_value() const { return unit_value_; }
+  const OriginConcentrationDetector& origin_concentration() const { return origin_concentration_; }
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
@@ -91,6 +99,7 @@ class ShortageDetection {
   VolumeDropDetector volume_drop_;
   CustomsHoldDetector customs_hold_;
   UnitValueDetector unit_value_;
+  OriginConcentrationDetector origin_concentration_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
   // Scratch: the volume-drop expectation of each report of a Detect call, as

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <system_error>
@@ -166,18 +167,29 @@ Status SetBool(std::string_view text, bool* out) {
 
 std::string FormatBool(bool b) { return b ? "true" : "false"; }
 
-// A volume-drop override: the entry name is "<group>/<corridor>" ("*" for
-// any), the value "field=value" pairs separated by blanks or commas, e.g.
-// "cusum_threshold=6 min_expected_shipments=20" or "enabled=false".
-Status PutVolumeDropOverride(std::string_view name, std::string_view spec,
-                             std::vector<operators::VolumeDropOverride>* overrides) {
+// One numeric field of a detector override, for PutOverride.
+template <typename Override>
+struct OverrideNumber {
+  std::string_view field;
+  std::optional<double> Override::*member;
+};
+
+// Puts one detector override: the entry name is "<group>/<key>" ("*" for
+// any; `key` names the second part: the corridor or destination), the value
+// "field=value" pairs separated by blanks or commas, each field one of
+// `numbers` or "enabled". An entry for the same group and key is replaced in
+// place. `usage` says what the name should be, `example` what a value sets.
+template <typename Override, size_t N>
+Status PutOverride(std::string_view name, std::string_view spec, std::string Override::*key,
+                   const OverrideNumber<Override> (&numbers)[N], std::string_view usage, std::string_view example,
+                   std::vector<Override>* overrides) {
   const size_t slash = name.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == name.size()) {
-    return InvalidArgumentError(Quote(name) + " is not <group>/<corridor> (e.g. ppe/*, semiconductors/MX-US-2304)");
+    return InvalidArgumentError(Quote(name) + " is not " + std::string(usage));
   }
-  operators::VolumeDropOverride o;
+  Override o;
   o.group = std::string(name.substr(0, slash));
-  o.corridor = std::string(name.substr(slash + 1));
+  o.*key = std::string(name.substr(slash + 1));
   std::string text(spec);
   std::replace(text.begin(), text.end(), ',', ' ');
   size_t fields = 0;
@@ -187,33 +199,46 @@ Status PutVolumeDropOverride(std::string_view name, std::string_view spec,
     const size_t eq = item.find('=');
     const std::string_view field = item.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-    double number = 0;
-    bool flag = false;
-    if (field == "cusum_threshold" || field == "cusum_slack" || field == "min_expected_shipments") {
-      if (Status st = SetDouble(value, &number); !st.ok()) {
-        return InvalidArgumentError(std::string(field) + ": " + st.message());
-      }
-      (field == "cusum_threshold" ? o.cusum_threshold
-                                  : field == "cusum_slack" ? o.cusum_slack : o.min_expected_shipments) = number;
+    const auto* number =
+        std::find_if(std::begin(numbers), std::end(numbers), [&](const auto& n) { return n.field == field; });
+    Status st;
+    if (number != std::end(numbers)) {
+      double v = 0;
+      st = SetDouble(value, &v);
+      o.*(number->member) = v;
     } else if (field == "enabled") {
-      if (Status st = SetBool(value, &flag); !st.ok()) return InvalidArgumentError("enabled: " + st.message());
+      bool flag = false;
+      st = SetBool(value, &flag);
       o.enabled = flag;
     } else {
-      return InvalidArgumentError(Quote(item) +
-                                  " is not field=value with a field of cusum_threshold, cusum_slack, "
-                                  "min_expected_shipments, enabled");
+      std::string known;
+      for (const auto& n : numbers) known += std::string(n.field) + ", ";
+      return InvalidArgumentError(Quote(item) + " is not field=value with a field of " + known + "enabled");
     }
+    if (!st.ok()) return InvalidArgumentError(std::string(field) + ": " + st.message());
     ++fields;
   }
-  if (fields == 0) return InvalidArgumentError("sets nothing (want e.g. cusum_threshold=6)");
-  for (operators::VolumeDropOverride& existing : *overrides) {
-    if (existing.group == o.group && existing.corridor == o.corridor) {
+  if (fields == 0) return InvalidArgumentError("sets nothing (want e.g. " + std::string(example) + ")");
+  for (Override& existing : *overrides) {
+    if (existing.group == o.group && existing.*key == o.*key) {
       existing = std::move(o);
       return OkStatus();
     }
   }
   overrides->push_back(std::move(o));
   return OkStatus();
+}
+
+// A volume-drop override: "<group>/<corridor>" to e.g.
+// "cusum_threshold=6 min_expected_shipments=20" or "enabled=false".
+Status PutVolumeDropOverride(std::string_view name, std::string_view spec,
+                             std::vector<operators::VolumeDropOverride>* overrides) {
+  using O = operators::VolumeDropOverride;
+  static constexpr OverrideNumber<O> kNumbers[] = {{"cusum_threshold", &O::cusum_threshold},
+                                                   {"cusum_slack", &O::cusum_slack},
+                                                   {"min_expected_shipments", &O::min_expected_shipments}};
+  return PutOverride(name, spec, &O::corridor, kNumbers,
+                     "<group>/<corridor> (e.g. ppe/*, semiconductors/MX-US-2304)", "cusum_threshold=6", overrides);
 }
 
 std::string FormatVolumeDropOverride(const operators::VolumeDropOverride& o) {
@@ -225,6 +250,32 @@ std::string FormatVolumeDropOverride(const operators::VolumeDropOverride& o) {
   if (o.cusum_threshold) add("cusum_threshold", FormatDouble(*o.cusum_threshold));
   if (o.cusum_slack) add("cusum_slack", FormatDouble(*o.cusum_slack));
   if (o.min_expected_shipments) add("min_expected_shipments", FormatDouble(*o.min_expected_shipments));
+  if (o.enabled) add("enabled", FormatBool(*o.enabled));
+  return out;
+}
+
+// An origin-concentration override: "<group>/<destination country>" to
+// e.g. "share_threshold=0.9 z_threshold=4" or "enabled=false".
+Status PutOriginConcentrationOverride(std::string_view name, std::string_view spec,
+                                      std::vector<operators::OriginConcentrationOverride>* overrides) {
+  using O = operators::OriginConcentrationOverride;
+  static constexpr OverrideNumber<O> kNumbers[] = {{"share_threshold", &O::share_threshold},
+                                                   {"others_ratio", &O::others_ratio},
+                                                   {"min_shipments", &O::min_shipments},
+                                                   {"z_threshold", &O::z_threshold}};
+  return PutOverride(name, spec, &O::destination, kNumbers, "<group>/<destination> (e.g. ppe/*, semiconductors/US)",
+                     "share_threshold=0.9", overrides);
+}
+
+std::string FormatOriginConcentrationOverride(const operators::OriginConcentrationOverride& o) {
+  std::string out;
+  const auto add = [&](std::string_view field, const std::string& value) {
+    out += (out.empty() ? "" : " ") + std::string(field) + "=" + value;
+  };
+  if (o.share_threshold) add("share_threshold", FormatDouble(*o.share_threshold));
+  if (o.others_ratio) add("others_ratio", FormatDouble(*o.others_ratio));
+  if (o.min_shipments) add("min_shipments", FormatDouble(*o.min_shipments));
+  if (o.z_threshold) add("z_threshold", FormatDouble(*o.z_threshold));
   if (o.enabled) add("enabled", FormatBool(*o.enabled));
   return out;
 }
@@ -602,6 +653,66 @@ const std::vector<Leaf>& Leaves() {
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDuration(t, &c->pipeline.detection.unit_value.max_held); },
        .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.unit_value.max_held); }},
+      {.path = "detection.origin_concentration.enabled",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetBool(t, &c->pipeline.detection.origin_concentration.enabled); },
+       .show = [](const RunConfig& c) { return FormatBool(c.pipeline.detection.origin_concentration.enabled); }},
+      {.path = "detection.origin_concentration.window",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDuration(t, &c->pipeline.detection.origin_concentration.window); },
+       .show = [](const RunConfig& c) { return FormatDuration(c.pipeline.detection.origin_concentration.window); }},
+      {.path = "detection.origin_concentration.baseline_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.origin_concentration.baseline_weeks); },
+       .show =
+           [](const RunConfig& c) { return std::to_string(c.pipeline.detection.origin_concentration.baseline_weeks); }},
+      {.path = "detection.origin_concentration.min_history_weeks",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetInt(t, &c->pipeline.detection.origin_concentration.min_history_weeks); },
+       .show =
+           [](const RunConfig& c) { return std::to_string(c.pipeline.detection.origin_concentration.min_history_weeks); }},
+      {.path = "detection.origin_concentration.share_threshold",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.share_threshold); },
+       .show =
+           [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.share_threshold); }},
+      {.path = "detection.origin_concentration.others_ratio",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.others_ratio); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.others_ratio); }},
+      {.path = "detection.origin_concentration.min_shipments",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.min_shipments); },
+       .show =
+           [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.min_shipments); }},
+      {.path = "detection.origin_concentration.relative_noise",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.relative_noise); },
+       .show =
+           [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.relative_noise); }},
+      {.path = "detection.origin_concentration.z_threshold",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.z_threshold); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.z_threshold); }},
+      {.path = "detection.origin_concentration.recover_z",
+       .set = [](std::string_view t,
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.origin_concentration.recover_z); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.origin_concentration.recover_z); }},
+      {.path = "detection.origin_concentration.overrides",
+       .shape = Shape::kMap,
+       .clear = [](RunConfig* c) { c->pipeline.detection.origin_concentration_overrides.clear(); },
+       .put =
+           [](std::string_view k, std::string_view v, RunConfig* c) {
+             return PutOriginConcentrationOverride(k, v, &c->pipeline.detection.origin_concentration_overrides);
+           },
+       .entries =
+           [](const RunConfig& c) {
+             std::vector<std::pair<std::string, std::string>> out;
+             for (const auto& o : c.pipeline.detection.origin_concentration_overrides) {
+               out.emplace_back(o.group + "/" + o.destination, YamlString(FormatOriginConcentrationOverride(o)));
+             }
+             return out;
+           }},
       {.path = "detection.alert_lifecycle.resolve_after",
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDuration(t, &c->pipeline.detection.lifecycle.resolve_after); },
@@ -802,6 +913,23 @@ bool CustomsHoldEqual(const operators::CustomsHoldOptions& a, const operators::C
          a.cusum_threshold == b.cusum_threshold && a.recover_z == b.recover_z && a.min_ratio == b.min_ratio;
 }
 
+bool OriginConcentrationEqual(const operators::DetectionOptions& a, const operators::DetectionOptions& b) {
+  const operators::OriginConcentrationOptions& x = a.origin_concentration;
+  const operators::OriginConcentrationOptions& y = b.origin_concentration;
+  const auto same_override = [](const operators::OriginConcentrationOverride& p,
+                                const operators::OriginConcentrationOverride& q) {
+    return p.group == q.group && p.destination == q.destination && p.share_threshold == q.share_threshold &&
+           p.others_ratio == q.others_ratio && p.min_shipments == q.min_shipments &&
+           p.z_threshold == q.z_threshold && p.enabled == q.enabled;
+  };
+  return x.enabled == y.enabled && x.window == y.window && x.baseline_weeks == y.baseline_weeks &&
+         x.min_history_weeks == y.min_history_weeks && x.share_threshold == y.share_threshold &&
+         x.others_ratio == y.others_ratio && x.min_shipments == y.min_shipments &&
+         x.relative_noise == y.relative_noise && x.z_threshold == y.z_threshold && x.recover_z == y.recover_z &&
+         std::equal(a.origin_concentration_overrides.begin(), a.origin_concentration_overrides.end(),
+                    b.origin_concentration_overrides.begin(), b.origin_concentration_overrides.end(), same_override);
+}
+
 bool DetectionEqual(const operators::DetectionOptions& a, const operators::DetectionOptions& b) {
   const operators::VolumeDropOptions& va = a.volume_drop;
   const operators::VolumeDropOptions& vb = b.volume_drop;
@@ -816,7 +944,8 @@ bool DetectionEqual(const operators::DetectionOptions& a, const operators::Detec
          va.cusum_threshold == vb.cusum_threshold && va.recover_z == vb.recover_z &&
          std::equal(a.volume_drop_overrides.begin(), a.volume_drop_overrides.end(), b.volume_drop_overrides.begin(),
                     b.volume_drop_overrides.end(), same_overrides) &&
-         CustomsHoldEqual(a.customs_hold, b.customs_hold) && a.unit_value == b.unit_value && a.lifecycle.resolve_after == b.lifecycle.resolve_after &&
+         CustomsHoldEqual(a.customs_hold, b.customs_hold) && a.unit_value == b.unit_value &&
+         OriginConcentrationEqual(a, b) && a.lifecycle.resolve_after == b.lifecycle.resolve_after &&
          a.lifecycle.cooldown == b.lifecycle.cooldown;
 }
 

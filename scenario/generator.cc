@@ -942,6 +942,13 @@ Status ValidateOptions(const GeneratorOptions& options) {
       return InvalidArgumentError(field + "port_of_entry: '" + d.port_of_entry +
                                   "' is not a scenario port (" + ports + ")");
     }
+    if (!d.origin_country.empty() &&
+        std::none_of(kCorridors.begin(), kCorridors.end(), [&](const ScenarioCorridor& c) {
+          return c.origin_country == d.origin_country;
+        })) {
+      return InvalidArgumentError(field + "origin_country: '" + d.origin_country +
+                                  "' is not the origin of a scenario corridor (MX, CA, US)");
+    }
     if (d.start >= d.end) return InvalidArgumentError(field + "start: must be before end");
     if (!(d.rate_factor >= 0) || !(d.rate_factor <= 1000)) {
       return InvalidArgumentError(field + "rate_factor: must be in [0, 1000]");
@@ -999,8 +1006,9 @@ Generator::Generator(GeneratorOptions options)
       for (const Disruption& d : options_.disruptions) {
         const bool group = d.group == kAllGoods ||
                            (k < kUnclassified && d.group == kScenarioGroups[static_cast<size_t>(k)]);
-        if (group && (d.port_of_entry.empty() ||
-             d.port_of_entry == kCorridors[static_cast<size_t>(c)].port_of_entry)) {
+        const ScenarioCorridor& corridor = kCorridors[static_cast<size_t>(c)];
+        if (group && (d.port_of_entry.empty() || d.port_of_entry == corridor.port_of_entry) &&
+            (d.origin_country.empty() || d.origin_country == corridor.origin_country)) {
           list.push_back(&d);
         }
       }

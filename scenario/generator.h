@@ -35,8 +35,10 @@
 // those are written and their event times). (`events` caps the total, so how
 // far in time the run reaches moves with every option.) With none of the
 // options added after the first release set (rate_scale 1, no shape,
-// hold_factor, value_factor, group "*", delivery_bursts or idle_partition),
-// the output is byte for byte what that release wrote; a test pins it.
+// hold_factor, value_factor, group "*", origin_country, delivery_bursts or
+// idle_partition), the output is byte for byte what that release wrote; a
+// test pins it. (origin_country only narrows which (corridor, category)
+// pairs a disruption targets: it draws nothing.)
 //
 // What a shipment is. Each shipment crosses one corridor (see
 // ScenarioCorridors()) and produces, in event-time order:
@@ -179,6 +181,11 @@ struct Disruption {
   // group, that group's lines, not the unclassified lines riding along; with
   // "*", every line. In (0, 1000]. Default 1. Draws nothing.
   double value_factor = 1.0;
+  // An origin country of the scenario corridors ("MX", "CA", "US"): only
+  // corridors from there; empty (default): every origin. With a
+  // port_of_entry too, both must match. A shift of supply between origins
+  // is two disruptions, one per origin.
+  std::string origin_country{};
 };
 
 // A stretch of event time in which more records than usual arrive out of

@@ -1,6 +1,7 @@
 #include "scenario/scenarios.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/time.h"
@@ -117,8 +118,22 @@ std::vector<NamedScenario> Build() {
                              .shortage = true,
                              .what = "Laredo closed to all goods for four days",
                              .alert = ExpectedAlert::kVolumeDrop};
+    // While Laredo is closed, every group's imports into the US lean on
+    // Canada (critical minerals, half Canadian, to about 60% over a week and
+    // 80% on the closed days). That is the same disruption seen from the
+    // other side, already a volume drop, not a change of sources: no
+    // origin-concentration alert is wanted, and the scorer counts one as a
+    // false alarm.
+    const TruthEntry shares{.group = std::string(kAllGoods),
+                            .port_of_entry = "",
+                            .start = closure.start,
+                            .end = closure.end,
+                            .shortage = false,
+                            .what = "origin shares of US imports lean on Canada while Laredo is closed: "
+                                    "no origin_concentration alert wanted",
+                            .alert = ExpectedAlert::kNone};
     s.options.disruptions = {From(closure, 0.0)};
-    s.truth = {closure};
+    s.truth = {closure, shares};
     all.push_back(std::move(s));
   }
   {
@@ -164,6 +179,43 @@ std::vector<NamedScenario> Build() {
     d.value_factor = 1.8;
     s.options.disruptions = {d};
     s.truth = {spike};
+    all.push_back(std::move(s));
+  }
+  {
+    NamedScenario s;
+    s.name = "origin_shift";
+    s.description =
+        "US chip imports, 87% from Mexico, lose their Canadian source: arrivals from Canada "
+        "fade to a tenth over two weeks from 2026-02-02 while arrivals from Mexico grow by 13% "
+        "to keep the total, then stay there; no corridor or total falls enough for a volume "
+        "alert, but the alternative supply is gone; about 52 days of trade.";
+    s.options.seed = 111;
+    s.options.events = 192000;
+    // Labelled from the first day of the fade, like the gradual decline; a
+    // week's Canadian chips are a few dozen shipments, so the shift stands
+    // out of their noise only as the fade nears its end.
+    const TruthEntry shift{.group = "semiconductors",
+                           .port_of_entry = "",
+                           .start = Day(28),
+                           .end = Day(90),
+                           .shortage = true,
+                           .what = "chip imports from Canada fade to 10% over two weeks, Mexico makes up the total",
+                           .alert = ExpectedAlert::kOriginConcentration,
+                           .detect_within = 21 * kMsPerDay};
+    // Canada's chip flow (4.35 shipments a day over its three ports) loses
+    // 90%; Mexico's (29.6 a day) gains 0.9 x 4.35 / 29.6 = 13.2%.
+    for (const auto& [origin, factor] : {std::pair{"CA", 0.1}, std::pair{"MX", 1.132}}) {
+      Disruption ramp = From(shift, factor);
+      ramp.origin_country = origin;
+      ramp.end = Day(42);
+      ramp.shape = DisruptionShape::kRamp;
+      Disruption after = From(shift, factor);
+      after.origin_country = origin;
+      after.start = Day(42);
+      s.options.disruptions.push_back(ramp);
+      s.options.disruptions.push_back(after);
+    }
+    s.truth = {shift};
     all.push_back(std::move(s));
   }
   {
@@ -302,6 +354,7 @@ std::string_view ExpectedAlertName(ExpectedAlert alert) {
     case ExpectedAlert::kVolumeDrop: return "volume_drop";
     case ExpectedAlert::kCustomsHoldSpike: return "customs_hold_spike";
     case ExpectedAlert::kUnitValueSpike: return "unit_value_spike";
+    case ExpectedAlert::kOriginConcentration: return "origin_concentration";
   }
   return "none";
 }

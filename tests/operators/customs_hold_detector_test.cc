@@ -12,6 +12,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
+#include "tests/operators/restore_equivalence.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -74,11 +75,7 @@ std::vector<Declarations> Generate(const std::vector<Flow>& flows, TimestampMs f
   return out;
 }
 
-std::string Describe(const Signal& s) {
-  return s.group + " " + s.corridor + " " + std::to_string(s.window_start) + "-" + std::to_string(s.window_end) +
-         (s.firing ? " firing" : "") + (s.recovered ? " recovered" : "") + " " + std::to_string(s.severity) + " " +
-         s.evidence.SerializeAsString();
-}
+using testing::DescribeSignal;
 
 // aggregator -> detector -> lifecycle, keeping what each step produced.
 class Chain {
@@ -257,7 +254,7 @@ TEST(CustomsHoldDetector, AFiveFoldHoldWaveFiresWithin48HoursAndTurnsCritical) {
   EXPECT_NEAR(e.expected(), 0.084, 0.015);
   // And the healthy corridor stays quiet
   EXPECT_TRUE(chain.AlertsFor("3801").empty());
-  for (const Signal* s : chain.SignalsFor(kDetroit)) EXPECT_FALSE(s->firing) << Describe(*s);
+  for (const Signal* s : chain.SignalsFor(kDetroit)) EXPECT_FALSE(s->firing) << DescribeSignal(*s);
 }
 
 TEST(CustomsHoldDetector, NormalNoiseNeverFiresOverSeveralSeeds) {
@@ -268,7 +265,7 @@ TEST(CustomsHoldDetector, NormalNoiseNeverFiresOverSeveralSeeds) {
     chain.Feed(Generate({{kLaredo, 1000, 0.07}, {kDetroit, 150, 0.035}}, kMonday, kMonday + 6 * kWeek, seed));
     // Then no series ever fires
     ASSERT_FALSE(chain.signals_.empty());
-    for (const Signal& s : chain.signals_) EXPECT_FALSE(s.firing) << "seed " << seed << ": " << Describe(s);
+    for (const Signal& s : chain.signals_) EXPECT_FALSE(s.firing) << "seed " << seed << ": " << DescribeSignal(s);
     EXPECT_TRUE(chain.alerts_.empty()) << "seed " << seed;
     peak = std::max(peak, chain.PeakStatistic());
   }
@@ -285,7 +282,7 @@ TEST(CustomsHoldDetector, AVolumeSurgeWithoutARateChangeDoesNotFire) {
   Chain chain;
   chain.Feed(declarations);
   // Then nothing fires: holds rise with filings, the rate does not
-  for (const Signal* s : chain.SignalsFor(kLaredo)) EXPECT_FALSE(s->firing) << Describe(*s);
+  for (const Signal* s : chain.SignalsFor(kLaredo)) EXPECT_FALSE(s->firing) << DescribeSignal(*s);
   EXPECT_TRUE(chain.alerts_.empty());
   EXPECT_LT(chain.PeakStatistic(), 2.5);
 }
@@ -299,7 +296,7 @@ TEST(CustomsHoldDetector, AModestRiseInChecksDoesNotFireBelowTheRatioGuard) {
   chain.Feed(declarations);
   // Then the CUSUM passes its threshold, yet nothing fires
   EXPECT_GT(chain.PeakStatistic(), CustomsHoldOptions().cusum_threshold);
-  for (const Signal& s : chain.signals_) EXPECT_FALSE(s.firing) << Describe(s);
+  for (const Signal& s : chain.signals_) EXPECT_FALSE(s.firing) << DescribeSignal(s);
   EXPECT_TRUE(chain.alerts_.empty());
 }
 
@@ -364,38 +361,10 @@ TEST(CustomsHoldDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterr
   uninterrupted.Feed(declarations);
   ASSERT_GE(uninterrupted.AlertsFor("2304").size(), 2u) << "the stream should open and resolve";
 
+  const size_t five_hours = 2 * 5;  // two flows an hour: a commit every 5 hours
   for (TimestampMs cut : {kMonday + 16 * kDay + 5 * kHour, kEventStart + 20 * kHour, kEventStart + 40 * kHour,
                           kEventStart + 4 * kDay + 7 * kHour, kEventStart + 8 * kDay + 3 * kHour}) {
-    InMemoryStateStore store;
-    const size_t cut_index = static_cast<size_t>(
-        std::find_if(declarations.begin(), declarations.end(), [&](const Declarations& d) { return d.hour >= cut; }) -
-        declarations.begin());
-    std::vector<Signal> signals;
-    std::vector<v1::ShortageAlert> alerts;
-    {
-      Chain before;
-      for (size_t i = 0; i < cut_index; i += 2 * 5) {  // two flows an hour: commit every 5 hours
-        before.Feed(declarations, i, std::min(i + 10, cut_index));
-        before.Flush(&store);
-      }
-      signals = before.signals_;
-      alerts = before.alerts_;
-    }
-    Chain after;
-    after.Restore(store);
-    after.Feed(declarations, cut_index);
-    signals.insert(signals.end(), after.signals_.begin(), after.signals_.end());
-    alerts.insert(alerts.end(), after.alerts_.begin(), after.alerts_.end());
-
-    ASSERT_EQ(signals.size(), uninterrupted.signals_.size()) << FormatUtc(cut);
-    for (size_t i = 0; i < signals.size(); ++i) {
-      ASSERT_EQ(Describe(signals[i]), Describe(uninterrupted.signals_[i])) << FormatUtc(cut) << " #" << i;
-    }
-    ASSERT_EQ(alerts.size(), uninterrupted.alerts_.size()) << FormatUtc(cut);
-    for (size_t i = 0; i < alerts.size(); ++i) {
-      EXPECT_EQ(alerts[i].SerializeAsString(), uninterrupted.alerts_[i].SerializeAsString())
-          << FormatUtc(cut) << " #" << i;
-    }
+    testing::ExpectRestoreMatchesUninterrupted(declarations, cut, five_hours, uninterrupted);
   }
 }
 

@@ -148,6 +148,47 @@ TEST_F(GroupOfThree, FlushAndRestoreCarryTheDetectorsAndTheLifecycle) {
   const CorridorId laredo = *corridors.InternCode("MX-US-2304");
   EXPECT_EQ(restored.volume_drop().ExpectedShipments(SeriesKey{0, laredo}),
             detection_.volume_drop().ExpectedShipments(SeriesKey{0, *corridors_.InternCode("MX-US-2304")}));
+  ASSERT_TRUE(detection_.origin_concentration().BaselineShare(0, "US").has_value());
+  EXPECT_EQ(restored.origin_concentration().BaselineShare(0, "US"),
+            detection_.origin_concentration().BaselineShare(0, "US"));
+}
+
+TEST(ShortageDetection, AShiftBetweenOriginsRaisesAnOriginConcentrationAlertOnTheDestination) {
+  // Given three weeks of 80% from Mexico, then Canada's flow moving to Laredo
+  WindowOptions windows;
+  CorridorTable corridors;
+  VolumeAggregator aggregator(windows, kGroups, &corridors);
+  ShortageDetection detection(DetectionOptions{}, windows, kGroups, &corridors);
+  const CorridorId laredo = *corridors.InternCode("MX-US-2304");
+  const CorridorId detroit = *corridors.InternCode("CA-US-3801");
+  const TimestampMs shift_at = kMonday + 22 * kDay;
+  std::vector<WindowReport> reports;
+  std::vector<v1::ShortageAlert> alerts;
+  for (TimestampMs t = kMonday; t < shift_at + 4 * kDay; t += kHour) {
+    ASSERT_TRUE(aggregator.Add(0, laredo, t, Shipments(t < shift_at ? 16 : 20)));
+    if (t < shift_at) {
+      ASSERT_TRUE(aggregator.Add(0, detroit, t, Shipments(4)));
+    }
+    reports.clear();
+    aggregator.AdvanceTo(t + kHour, &reports);
+    detection.Detect(reports, &alerts);
+  }
+  // Then one origin-concentration alert opens on imports into the US (and
+  // Detroit, whose flow stopped, has its volume drop)
+  std::vector<const v1::ShortageAlert*> origin;
+  for (const v1::ShortageAlert& a : alerts) {
+    if (a.kind() == v1::ALERT_KIND_ORIGIN_CONCENTRATION) {
+      origin.push_back(&a);
+    } else {
+      EXPECT_EQ(a.kind(), v1::ALERT_KIND_VOLUME_DROP);
+      EXPECT_EQ(a.corridor().port_of_entry(), "3801");
+    }
+  }
+  ASSERT_EQ(origin.size(), 1u);
+  EXPECT_EQ(origin[0]->state(), v1::ALERT_STATE_OPEN);
+  EXPECT_EQ(origin[0]->corridor().destination_country(), "US");
+  EXPECT_TRUE(origin[0]->corridor().origin_country().empty());
+  EXPECT_NEAR(origin[0]->evidence().expected(), 0.8, 1e-12);
 }
 
 }  // namespace

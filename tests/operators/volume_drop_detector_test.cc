@@ -12,6 +12,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
+#include "tests/operators/restore_equivalence.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -59,12 +60,7 @@ std::vector<Arrivals> Generate(const std::vector<Flow>& flows, TimestampMs from,
   return out;
 }
 
-std::string Describe(const Signal& s) {
-  return s.group + " " + s.corridor + " " + std::to_string(s.window_start) + "-" +
-         std::to_string(s.window_end) + (s.firing ? " firing" : "") +
-         (s.recovered ? " recovered" : "") + " " + std::to_string(s.severity) + " " +
-         s.evidence.SerializeAsString();
-}
+using testing::DescribeSignal;
 
 // The operator chain of one task: aggregator -> detector -> lifecycle, with
 // everything each step produced kept for the test to look at.
@@ -244,7 +240,7 @@ TEST(VolumeDropDetector, ASustainedSixtyPercentDropFiresWithin48HoursAndTurnsCri
   EXPECT_LT(alerts.back()->evidence().observed(), 0.6 * alerts.back()->evidence().expected());
   // And the healthy corridor stays quiet
   EXPECT_TRUE(chain.AlertsFor("3801").empty());
-  for (const Signal* s : chain.SignalsFor(kDetroit)) EXPECT_FALSE(s->firing) << Describe(*s);
+  for (const Signal* s : chain.SignalsFor(kDetroit)) EXPECT_FALSE(s->firing) << DescribeSignal(*s);
 }
 
 TEST(VolumeDropDetector, AOneDayDipOfFortyPercentDoesNotFire) {
@@ -258,7 +254,7 @@ TEST(VolumeDropDetector, AOneDayDipOfFortyPercentDoesNotFire) {
   double peak = 0;
   TimestampMs peak_at = 0;
   for (const Signal* s : chain.SignalsFor(kLaredo)) {
-    EXPECT_FALSE(s->firing) << Describe(*s);
+    EXPECT_FALSE(s->firing) << DescribeSignal(*s);
     if (s->evidence.statistic_value() > peak) {
       peak = s->evidence.statistic_value();
       peak_at = s->window_end;
@@ -283,7 +279,7 @@ TEST(VolumeDropDetector, ASurgeInDemandNeverFires) {
   chain.Feed(arrivals);
   double peak_during = 0;
   for (const Signal* s : chain.SignalsFor(kLaredo)) {
-    EXPECT_FALSE(s->firing) << Describe(*s);
+    EXPECT_FALSE(s->firing) << DescribeSignal(*s);
     if (s->window_end > kEventStart) peak_during = std::max(peak_during, s->evidence.statistic_value());
   }
   EXPECT_EQ(peak_during, 0.0);
@@ -505,38 +501,10 @@ TEST(VolumeDropDetector, RestoringMidStreamGivesByteIdenticalAlertsToAnUninterru
   uninterrupted.Feed(arrivals);
   ASSERT_GE(uninterrupted.AlertsFor("2304").size(), 2u) << "the stream should open and resolve";
 
+  const size_t five_hours = 2 * 5;  // two flows an hour: a commit every 5 hours
   for (TimestampMs cut : {kMonday + 16 * kDay + 5 * kHour, kEventStart + 20 * kHour,
                           kEventStart + 40 * kHour, kEventStart + 4 * kDay + 7 * kHour}) {
-    InMemoryStateStore store;
-    const size_t cut_index = static_cast<size_t>(
-        std::find_if(arrivals.begin(), arrivals.end(), [&](const Arrivals& a) { return a.hour >= cut; }) -
-        arrivals.begin());
-    std::vector<Signal> signals;
-    std::vector<v1::ShortageAlert> alerts;
-    {
-      Chain before;
-      for (size_t i = 0; i < cut_index; i += 2 * 5) {  // two flows an hour: commit every 5 hours
-        before.Feed(arrivals, i, std::min(i + 10, cut_index));
-        before.Flush(&store);
-      }
-      signals = before.signals_;
-      alerts = before.alerts_;
-    }
-    Chain after;
-    after.Restore(store);
-    after.Feed(arrivals, cut_index);
-    signals.insert(signals.end(), after.signals_.begin(), after.signals_.end());
-    alerts.insert(alerts.end(), after.alerts_.begin(), after.alerts_.end());
-
-    ASSERT_EQ(signals.size(), uninterrupted.signals_.size()) << FormatUtc(cut);
-    for (size_t i = 0; i < signals.size(); ++i) {
-      ASSERT_EQ(Describe(signals[i]), Describe(uninterrupted.signals_[i])) << FormatUtc(cut) << " #" << i;
-    }
-    ASSERT_EQ(alerts.size(), uninterrupted.alerts_.size()) << FormatUtc(cut);
-    for (size_t i = 0; i < alerts.size(); ++i) {
-      EXPECT_EQ(alerts[i].SerializeAsString(), uninterrupted.alerts_[i].SerializeAsString())
-          << FormatUtc(cut) << " #" << i;
-    }
+    testing::ExpectRestoreMatchesUninterrupted(arrivals, cut, five_hours, uninterrupted);
   }
 }
 
@@ -651,9 +619,9 @@ TEST(VolumeDropDetector, ReportsOfDifferentSeriesMayComeInAnyOrder) {
   ASSERT_EQ(signals.size(), chain.signals_.size());
   for (std::string_view corridor : {kLaredo, kDetroit, kAll}) {
     std::vector<std::string> in_order, reordered;
-    for (const Signal* s : chain.SignalsFor(corridor)) in_order.push_back(Describe(*s));
+    for (const Signal* s : chain.SignalsFor(corridor)) in_order.push_back(DescribeSignal(*s));
     for (const Signal& s : signals) {
-      if (s.corridor == corridor) reordered.push_back(Describe(s));
+      if (s.corridor == corridor) reordered.push_back(DescribeSignal(s));
     }
     EXPECT_EQ(reordered, in_order) << corridor;
   }

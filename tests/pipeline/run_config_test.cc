@@ -652,6 +652,72 @@ detection:
             "detection.unit_value.baseline_window: 24h (want longer than unit_value.window, 3d)");
 }
 
+TEST(ParseRunConfig, ReadsTheOriginConcentrationKeysAndOverridesAndValidationNamesThem) {
+  // Given every detection.origin_concentration key set away from its default,
+  RunConfig config = Parsed(R"(
+detection:
+  origin_concentration:
+    enabled: false
+    window: 24h
+    baseline_weeks: 6
+    min_history_weeks: 3
+    share_threshold: 0.9
+    others_ratio: 0.4
+    min_shipments: 80
+    relative_noise: 0.12
+    z_threshold: 4
+    recover_z: 0.5
+    overrides: {"semiconductors/US": "share_threshold=0.95, z_threshold=5", "*/MX": enabled=false}
+)");
+  // then each lands in its field,
+  const operators::OriginConcentrationOptions& o = config.pipeline.detection.origin_concentration;
+  EXPECT_FALSE(o.enabled);
+  EXPECT_EQ(o.window, 24 * kMsPerHour);
+  EXPECT_EQ(o.baseline_weeks, 6);
+  EXPECT_EQ(o.min_history_weeks, 3);
+  EXPECT_EQ(o.share_threshold, 0.9);
+  EXPECT_EQ(o.others_ratio, 0.4);
+  EXPECT_EQ(o.min_shipments, 80);
+  EXPECT_EQ(o.relative_noise, 0.12);
+  EXPECT_EQ(o.z_threshold, 4);
+  EXPECT_EQ(o.recover_z, 0.5);
+  const auto& overrides = config.pipeline.detection.origin_concentration_overrides;
+  ASSERT_EQ(overrides.size(), 2u);
+  EXPECT_EQ(overrides[0].group, "semiconductors");
+  EXPECT_EQ(overrides[0].destination, "US");
+  EXPECT_EQ(overrides[0].share_threshold, 0.95);
+  EXPECT_EQ(overrides[0].z_threshold, 5);
+  EXPECT_FALSE(overrides[0].enabled.has_value());
+  EXPECT_EQ(overrides[1].group, "*");
+  EXPECT_EQ(overrides[1].destination, "MX");
+  EXPECT_EQ(overrides[1].enabled, false);
+  EXPECT_FALSE(config == RunConfig{}) << "operator== compares them";
+  config.brokers = "k:9092";
+  EXPECT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
+  // and the description reads back as the same config,
+  Result<RunConfig> back = ParseRunConfig(DescribeRunConfig(config), "described");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == config) << DescribeRunConfig(config);
+  // and an override replaces the entry of the same group and destination,
+  ASSERT_TRUE(ApplyOverride("detection.origin_concentration.overrides.semiconductors/US=others_ratio=0.3", &config)
+                  .ok());
+  ASSERT_EQ(overrides.size(), 2u);
+  EXPECT_EQ(overrides[0].others_ratio, 0.3);
+  EXPECT_FALSE(overrides[0].share_threshold.has_value());
+  // and mistakes are refused naming the key,
+  RunConfig scratch;
+  const Status bad_field = ApplyOverride("detection.origin_concentration.overrides.ppe/US=threshold=1", &scratch);
+  EXPECT_NE(bad_field.message().find("detection.origin_concentration.overrides"), std::string::npos)
+      << bad_field.ToString();
+  EXPECT_NE(bad_field.message().find("share_threshold, others_ratio"), std::string::npos) << bad_field.ToString();
+  EXPECT_FALSE(ApplyOverride("detection.origin_concentration.overrides.ppe=enabled=false", &scratch).ok());
+  EXPECT_FALSE(ApplyOverride("detection.origin_concentration.overrides.ppe/US=z_threshold=x", &scratch).ok());
+  // and a value out of range is refused naming its key path.
+  ASSERT_TRUE(ApplyOverride("detection.origin_concentration.others_ratio=1", &config).ok());
+  EXPECT_EQ(ValidateRunConfig(config).message(),
+            "detection.origin_concentration.others_ratio: 1 (want > 0 and < 1)");
+}
+
 TEST(GuaranteeName, ReadsBackThroughParseGuarantee) {
   for (ProcessingGuarantee g : {ProcessingGuarantee::kAtLeastOnce, ProcessingGuarantee::kExactlyOnce}) {
     Result<ProcessingGuarantee> back = ParseGuarantee(GuaranteeName(g));

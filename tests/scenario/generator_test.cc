@@ -472,6 +472,32 @@ TEST(Generator, DisruptionCutsItsGroupOnItsPortDuringItsWindowAndNothingElse) {
   }
 }
 
+TEST(Generator, AnOriginCountryNarrowsADisruptionToThatOriginsCorridors) {
+  // Given a scenario, and the same with semiconductors from Canada cut to
+  // 10% (no port named) in its second week
+  GeneratorOptions options;
+  options.events = 200000;
+  const Window window{options.start + 7 * kMsPerDay, options.start + 14 * kMsPerDay};
+  const auto before = ArrivalsByGroupAndPort(Generate(options), window);
+  Disruption d{"semiconductors", "", window.start, window.end, 0.1};
+  d.origin_country = "CA";
+  options.disruptions.push_back(d);
+  const auto after = ArrivalsByGroupAndPort(Generate(options), window);
+  // Then semiconductors at the Canadian ports fall well below a third
+  uint64_t canada_before = 0, canada_after = 0;
+  for (const char* port : {"3801", "0901", "3802"}) {
+    canada_before += before.count({"semiconductors", port}) ? before.at({"semiconductors", port}) : 0;
+    canada_after += after.count({"semiconductors", port}) ? after.at({"semiconductors", port}) : 0;
+  }
+  ASSERT_GT(canada_before, 20u);
+  EXPECT_LT(canada_after, canada_before * 3 / 10);
+  // And every other origin's (group, port) is unchanged, to the shipment
+  for (const auto& [key, count] : before) {
+    if (key.second == "3801" || key.second == "0901" || key.second == "3802") continue;
+    EXPECT_EQ(after.count(key) ? after.at(key) : 0, count) << key.first << " " << key.second;
+  }
+}
+
 TEST(Generator, SurgeDisruptionRaisesItsGroup) {
   GeneratorOptions options;
   options.events = 100000;
@@ -1082,6 +1108,7 @@ TEST(ValidateOptions, ChecksTheNewerFieldsNamingThem) {
   valid.disruptions.back().shape = DisruptionShape::kRamp;
   valid.disruptions.back().hold_factor = 5;
   valid.disruptions.back().value_factor = 0.5;
+  valid.disruptions.back().origin_country = "MX";
   valid.rate_scale = 10;
   valid.delivery_bursts.push_back({.start = kDefaultStart, .end = kDefaultStart + 1, .late_rate = 1});
   valid.idle_partition = IdlePartition{.partition = 7, .from = kDefaultStart};
@@ -1096,6 +1123,8 @@ TEST(ValidateOptions, ChecksTheNewerFieldsNamingThem) {
   EXPECT_NE(error_of(with([](Disruption& d) { d.hold_factor = 0.5; })).find("disruptions[0].hold_factor"),
             std::string::npos);
   EXPECT_NE(error_of(with([](Disruption& d) { d.value_factor = 0; })).find("disruptions[0].value_factor"),
+            std::string::npos);
+  EXPECT_NE(error_of(with([](Disruption& d) { d.origin_country = "DE"; })).find("disruptions[0].origin_country"),
             std::string::npos);
   EXPECT_NE(error_of(with([](Disruption& d) { d.shape = static_cast<DisruptionShape>(9); }))
                 .find("disruptions[0].shape"),

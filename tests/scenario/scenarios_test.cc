@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -34,7 +35,7 @@ TEST(NamedScenarios, NamesAreUniqueFindableAndListed) {
   // The suite the detection-quality test scores, demo first.
   EXPECT_EQ(NamedScenarios().front().name, "demo");
   for (const char* name :
-       {"sudden_drop", "gradual_decline", "port_closure", "hold_wave", "price_spike", "holiday_dip",
+       {"sudden_drop", "gradual_decline", "port_closure", "hold_wave", "price_spike", "origin_shift", "holiday_dip",
         "demand_surge", "low_volume_noise", "late_burst", "idle_partition"}) {
     EXPECT_NE(FindScenario(name), nullptr) << name;
   }
@@ -89,6 +90,37 @@ TEST(NamedScenarios, EachRunsAWeekPastItsChanges) {
   }
 }
 
+TEST(NamedScenarios, OriginShiftMovesChipsFromCanadaToMexicoAndKeepsTheTotal) {
+  // Chip arrivals into the US by origin, the week before the fade and the
+  // week after it completes
+  const NamedScenario* s = FindScenario("origin_shift");
+  ASSERT_NE(s, nullptr);
+  const TimestampMs fade = s->truth.front().start;
+  std::map<std::pair<bool, std::string>, uint64_t> counts;  // (after?, origin)
+  Generator generator(s->options);
+  v1::EventRecord record;
+  while (generator.Next(&record)) {
+    if (!record.has_shipment() || record.shipment().event_type_code() != "ARRI") continue;
+    const v1::ShipmentEvent& e = record.shipment();
+    // Shipment ids are "SF<corridor><category>...": category 0 is semiconductors.
+    if (e.shipment_id().size() < 4 || e.shipment_id()[3] != '0' || e.corridor().destination_country() != "US") {
+      continue;
+    }
+    const TimestampMs t = ToMs(e.event_time());
+    if (t >= fade - 7 * kMsPerDay && t < fade) ++counts[{false, e.corridor().origin_country()}];
+    if (t >= fade + 14 * kMsPerDay && t < fade + 21 * kMsPerDay) ++counts[{true, e.corridor().origin_country()}];
+  }
+  const double ca_before = static_cast<double>(counts[{false, "CA"}]);
+  const double ca_after = static_cast<double>(counts[{true, "CA"}]);
+  const double total_before = ca_before + static_cast<double>(counts[{false, "MX"}]);
+  const double total_after = ca_after + static_cast<double>(counts[{true, "MX"}]);
+  ASSERT_GT(ca_before, 15);
+  // Canada's share of US chip imports falls to a fraction
+  EXPECT_LT(ca_after / total_after, 0.4 * ca_before / total_before);
+  // while the total stays within noise of what it was: nothing for a volume alert
+  EXPECT_NEAR(total_after / total_before, 1.0, 0.15);
+}
+
 TEST(TruthCsv, WritesOneLinePerEntryWithTheAlertKindLast) {
   NamedScenario s;
   s.name = "x";
@@ -118,6 +150,7 @@ TEST(TruthCsv, NamesEveryExpectedAlertAsTheAlertSchemaDoes) {
   EXPECT_EQ(ExpectedAlertName(ExpectedAlert::kVolumeDrop), "volume_drop");
   EXPECT_EQ(ExpectedAlertName(ExpectedAlert::kCustomsHoldSpike), "customs_hold_spike");
   EXPECT_EQ(ExpectedAlertName(ExpectedAlert::kUnitValueSpike), "unit_value_spike");
+  EXPECT_EQ(ExpectedAlertName(ExpectedAlert::kOriginConcentration), "origin_concentration");
 }
 
 }  // namespace
