@@ -12,6 +12,7 @@
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
 #include "shortfall/internal/state.pb.h"
+#include "tests/operators/restore_equivalence.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -145,11 +146,6 @@ Factor Step(TimestampMs from, DurationMs length, double level) {
 }
 
 const TimestampMs kEventStart = kMonday + 16 * kDay;  // a Wednesday, two weeks and a bit in
-
-std::string Describe(const Signal& s) {
-  return s.group + " " + s.corridor + " " + std::to_string(s.window_end) + (s.firing ? " firing" : "") +
-         (s.recovered ? " recovered" : "") + " " + std::to_string(s.severity) + " " + s.evidence.SerializeAsString();
-}
 
 TEST(PriceSums, AddAndSubtractByCodeAndDropCodesLeftWithoutLines) {
   VolumeDelta a;
@@ -302,25 +298,7 @@ TEST(UnitValueDetector, RestoringMidStreamGivesByteIdenticalSignalsToAnUninterru
   ASSERT_GE(uninterrupted.alerts_.size(), 2u) << "the stream should open and resolve";
   for (TimestampMs cut : {kMonday + 7 * kDay + 5 * kHour, kEventStart + 20 * kHour, kEventStart + 40 * kHour,
                           kEventStart + 7 * kDay + 3 * kHour}) {
-    const size_t cut_index = static_cast<size_t>((cut - kMonday) / kHour);
-    InMemoryStateStore store;
-    std::vector<Signal> signals;
-    {
-      Chain before;
-      for (size_t i = 0; i < cut_index; i += 5) {  // commit every 5 hours
-        before.Feed(lines, i, std::min(i + 5, cut_index));
-        before.Flush(&store);
-      }
-      signals = before.signals_;
-    }
-    Chain after;
-    after.Restore(store);
-    after.Feed(lines, cut_index);
-    signals.insert(signals.end(), after.signals_.begin(), after.signals_.end());
-    ASSERT_EQ(signals.size(), uninterrupted.signals_.size()) << FormatUtc(cut);
-    for (size_t i = 0; i < signals.size(); ++i) {
-      ASSERT_EQ(Describe(signals[i]), Describe(uninterrupted.signals_[i])) << FormatUtc(cut) << " #" << i;
-    }
+    testing::ExpectRestoreMatchesUninterrupted(lines, cut, 5, uninterrupted);  // commit every 5 hours
   }
 }
 
