@@ -125,7 +125,8 @@ Result<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
   db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
   db_options.max_bgerror_resume_count = 0;  // same reason, for retryable errors
 
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::shared_ptr<rocksdb::Cache> cache =
+      options.shared_cache ? options.shared_cache->cache_ : rocksdb::NewLRUCache(options.block_cache_bytes);
   const rocksdb::ColumnFamilyOptions cf_options = MakeColumnFamilyOptions(options, cache);
 
   // RocksDB must be told every column family on disk; a missing CURRENT file
@@ -356,8 +357,14 @@ Status RocksDbStateStore::CreateCheckpoint(const std::string& dir) const {
   return OkStatus();
 }
 
+SharedBlockCache::SharedBlockCache(size_t bytes) : capacity_(bytes), cache_(rocksdb::NewLRUCache(bytes)) {
+  SHORTFALL_CHECK(bytes > 0);
+}
+
+uint64_t SharedBlockCache::UsageBytes() const { return cache_->GetUsage(); }
+
 uint64_t RocksDbStateStore::MemoryUsageBytes() const {
-  uint64_t bytes = block_cache_->GetUsage();
+  uint64_t bytes = options_.shared_cache ? 0 : block_cache_->GetUsage();
   bytes += IntProperty(*db_, default_cf_, "rocksdb.cur-size-all-mem-tables");
   std::shared_lock lock(cf_mu_);
   for (const auto& [name, cf] : column_families_) {

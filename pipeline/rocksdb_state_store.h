@@ -54,12 +54,46 @@ class Snapshot;
 
 namespace shortfall::pipeline {
 
+// The block cache shared by every store of a process: one LRU cache of
+// `bytes` for the data, index and filter blocks of all tasks' stores,
+// instead of one per store, so the cached part of RocksDB's memory does not
+// grow with the number of tasks. Memtables are still per store and column
+// family (write_buffer_bytes each, until flushed). A write-buffer manager
+// charging them to this cache would not bound them: RocksDB flushes only
+// the store being written, and the other stores keep their memtables until
+// they write again.
+//
+//   auto cache = std::make_shared<SharedBlockCache>(size_t{256} << 20);
+//   RocksDbStateStoreOptions options;
+//   options.shared_cache = cache;   // for every store of the process
+//
+// Thread-safety: safe to share between stores and threads (RocksDB's cache
+// is).
+class SharedBlockCache {
+ public:
+  // REQUIRES: bytes > 0.
+  explicit SharedBlockCache(size_t bytes);
+  // Bytes of blocks cached.
+  uint64_t UsageBytes() const;
+  size_t capacity_bytes() const { return capacity_; }
+
+ private:
+  friend class RocksDbStateStore;
+  size_t capacity_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+};
+
 struct RocksDbStateStoreOptions {
   // Default true: every Commit fsyncs the write-ahead log before returning,
   // so a committed batch survives power loss; costs one fsync (~0.1-10 ms)
   // per Commit. False: the log is written to the OS but not synced, which
   // survives a process crash but may lose the last commits on power loss.
   bool sync_commits = true;
+
+  // Default nullptr: the store has its own block cache of
+  // block_cache_bytes. Set: it uses this process-wide cache instead, and
+  // block_cache_bytes is not used.
+  std::shared_ptr<SharedBlockCache> shared_cache;
 
   // Default 32 MiB, in bytes. LRU cache of data, index and filter blocks,
   // shared by all column families of this store. Larger: fewer disk reads
@@ -120,6 +154,8 @@ class RocksDbStateStore final : public operators::StateStore {
 
   // Bytes of memory RocksDB uses now: memtables of all column families plus
   // block cache usage (which holds index and filter blocks too). For metrics.
+  // With a shared SharedBlockCache, the memtables of this store only (its blocks
+  // are in the shared cache: SharedBlockCache::UsageBytes counts those).
   uint64_t MemoryUsageBytes() const;
 
   const std::string& dir() const { return dir_; }

@@ -104,6 +104,10 @@ struct RunConfig {
   // Where the RocksDB state lives. On a volume that outlives the process,
   // restarts resume from it; otherwise state is rebuilt from Kafka.
   std::string state_dir = "/var/lib/shortfall";
+  // The RocksDB block cache of the whole process, in MiB, shared by every
+  // task's store (SharedBlockCache). Default 256. Memtables come on top (up to
+  // 16 MiB per store and namespace until flushed).
+  int64_t state_block_cache_mb = 256;
   // Commodity catalog CSV; "" = the built-in catalog.
   std::string catalog_path;
   // Windows (window.*) and record validation (validation.*).

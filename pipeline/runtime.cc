@@ -212,7 +212,10 @@ struct Runtime::StageTwoTask {
 };
 
 Runtime::Runtime(RuntimeOptions options, const operators::Catalog& catalog, std::ostream& log)
-    : options_(std::move(options)), catalog_(catalog), log_(log) {}
+    : options_(std::move(options)),
+      catalog_(catalog),
+      log_(log),
+      block_cache_shared_(std::make_shared<SharedBlockCache>(static_cast<size_t>(options_.config.state_block_cache_mb) << 20)) {}
 
 Runtime::~Runtime() {
   if (consumer_) consumer_->Close().IgnoreError();  // Run() closes; this is the error path
@@ -322,10 +325,16 @@ Status Runtime::Start() {
   return OkStatus();
 }
 
+RocksDbStateStoreOptions Runtime::StoreOptions() const {
+  RocksDbStateStoreOptions store;
+  store.shared_cache = block_cache_shared_;
+  return store;
+}
+
 Status Runtime::OpenStore(const TopicPartition& tp, const TopicPartition& changelog,
                           std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset) {
   const std::string dir = TaskDir(options_.config, tp);
-  Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(dir);
+  Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(dir, StoreOptions());
   if (!opened.ok()) return StateFailure(opened.status());
   *store = std::move(opened).value();
   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, (*store)->LastCheckpoint());
@@ -416,7 +425,7 @@ Status Runtime::UpdateStandbys() {
     }
     auto it = standbys_.find(p);
     if (it == standbys_.end()) {
-      Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(TaskDir(c, tp));
+      Result<std::unique_ptr<RocksDbStateStore>> opened = RocksDbStateStore::Open(TaskDir(c, tp), StoreOptions());
       if (!opened.ok()) return StateFailure(opened.status());
       it = standbys_.emplace(p, std::move(opened).value()).first;
     }
@@ -980,7 +989,7 @@ void Runtime::PublishMetrics() {
   probe->SetTasks("repartition", static_cast<int64_t>(stage_two_.size()));
   uint64_t keys = 0;
   uint64_t bytes = 0;
-  uint64_t memory = 0;
+  uint64_t memory = block_cache_shared_->UsageBytes();  // every store's cached blocks; memtables below
   const auto count_store = [&](const RocksDbStateStore& store) {
     const operators::StateStoreStats st = store.Stats();
     keys += st.keys;

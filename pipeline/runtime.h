@@ -162,6 +162,8 @@ class Runtime : public RebalanceListener {
   Status Commit(const std::vector<TopicPartition>* only = nullptr, DurationMs flush_timeout = kCommitFlushTimeout);
   // Opens a task's store (creating its directory) and reads its checkpoint;
   // with exactly_once, first brings the store up to date from `changelog`.
+  // Every store of this runtime shares block_cache_shared_.
+  RocksDbStateStoreOptions StoreOptions() const;
   Status OpenStore(const TopicPartition& tp, const TopicPartition& changelog,
                    std::unique_ptr<RocksDbStateStore>* store, int64_t* restored_offset);
   // Applies `changelog` from offset `from` (-1: its beginning) to its end to
@@ -218,6 +220,8 @@ class Runtime : public RebalanceListener {
   int32_t repartition_partitions_ = 0;
   std::vector<std::pair<operators::EventSource, int32_t>> input_partitions_;  // expected sources
   std::unique_ptr<KafkaAdmin> admin_;  // topic checks at start; the brokers watch
+  // RocksDB memory of every store of this runtime (state.block_cache_mb).
+  std::shared_ptr<SharedBlockCache> block_cache_shared_;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;
   std::unique_ptr<KafkaConsumer> restore_consumer_;  // exactly_once; made at the first restore

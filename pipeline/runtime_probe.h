@@ -25,7 +25,7 @@
 //   shortfall_event_time_watermark_seconds              gauge, unix seconds
 //   shortfall_tasks{stage}                              gauge
 //   shortfall_state_keys, shortfall_state_bytes         gauges, estimates
-//   shortfall_state_memory_bytes                        gauge, RocksDB memtables + block cache
+//   shortfall_state_memory_bytes                        gauge, RocksDB memtables + the shared block cache
 //   shortfall_alerts_total{group,kind,severity,state}   counter
 //   shortfall_open_alerts{group,kind}                   gauge
 //   shortfall_volume{group,corridor,window,measure}     gauge

@@ -6,10 +6,14 @@
 #include <rocksdb/io_status.h>
 
 #include <atomic>
+#include <thread>
+#include <chrono>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tests/operators/state_store_contract_test.h"
 
@@ -270,6 +274,71 @@ TEST(RocksDbStateStore, MemoryUsageGrowsWithCommittedData) {
   ASSERT_TRUE(IsOk((*store)->Commit(batch, "cp1")));
 
   EXPECT_GE((*store)->MemoryUsageBytes(), before + (size_t{256} << 10));
+}
+
+// Opens `count` stores at `dir`0, `dir`1, ... and, as a runtime's tasks do, has each
+// commit in turn (64 KiB a commit) until each holds `megabytes`, then reads
+// every key back. Returns the stores; *peak: the most `memory()` returned
+// after any commit.
+std::vector<std::unique_ptr<RocksDbStateStore>> FillInTurn(const std::string& dir, int count, int megabytes,
+                                                           const RocksDbStateStoreOptions& options,
+                                                           const std::function<uint64_t()>& memory,
+                                                           uint64_t* peak) {
+  std::vector<std::unique_ptr<RocksDbStateStore>> stores;
+  for (int i = 0; i < count; ++i) {
+    Result<std::unique_ptr<RocksDbStateStore>> store = RocksDbStateStore::Open(dir + std::to_string(i), options);
+    EXPECT_TRUE(IsOk(store.status()));
+    if (!store.ok()) return {};
+    stores.push_back(std::move(store).value());
+  }
+  uint64_t x = 88172645463325252ull;
+  const auto next = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+  *peak = 0;
+  for (int k = 0; k < megabytes * 16; ++k) {
+    for (auto& store : stores) {
+      StateWriteBatch batch;
+      std::string value;
+      while (value.size() < (size_t{64} << 10)) value += std::to_string(next());
+      batch.Put("volumes", "k" + std::to_string(k), value);
+      EXPECT_TRUE(IsOk(store->Commit(batch, "cp")));
+      *peak = std::max(*peak, memory());
+    }
+  }
+  for (auto& store : stores) {
+    for (int k = 0; k < megabytes * 16; ++k) {
+      Result<std::optional<std::string>> v = store->Get("volumes", "k" + std::to_string(k));
+      EXPECT_TRUE(IsOk(v.status()) && v->has_value());
+    }
+  }
+  return stores;
+}
+
+TEST(RocksDbStateStore, StoresSharingABlockCacheKeepTheirCachedBlocksWithinIt) {
+  // Ten stores writing and reading back 24 MiB each: on their own, each
+  // caches up to its 32 MiB of blocks,
+  ScopedTempDir temp;
+  constexpr int kStores = 10;
+  RocksDbStateStoreOptions own;
+  own.sync_commits = false;
+  own.write_buffer_bytes = size_t{1} << 20;  // flush early: the blocks are what is measured
+  std::vector<std::unique_ptr<RocksDbStateStore>> stores;
+  uint64_t peak = 0;
+  stores = FillInTurn(temp.path() + "/own-", kStores, 24, own, [] { return uint64_t{0}; }, &peak);
+  uint64_t own_cached = 0;
+  for (const auto& s : stores) own_cached += s->MemoryUsageBytes();
+  EXPECT_GT(own_cached, uint64_t{64} << 20) << "the shared cache below would not bind";
+  stores.clear();
+
+  // while sharing an 8 MiB cache they keep their blocks within it together
+  // (and each store's MemoryUsageBytes then counts its memtables only).
+  auto cache = std::make_shared<SharedBlockCache>(size_t{8} << 20);
+  RocksDbStateStoreOptions shared = own;
+  shared.shared_cache = cache;
+  stores = FillInTurn(temp.path() + "/shared-", kStores, 24, shared, [&] { return cache->UsageBytes(); }, &peak);
+  EXPECT_GT(cache->UsageBytes(), uint64_t{4} << 20) << "the reads filled it";
+  EXPECT_LE(std::max(peak, cache->UsageBytes()), (uint64_t{8} << 20) * 9 / 8)
+      << "an LRU cache may overshoot by the blocks in use";
+  for (const auto& s : stores) EXPECT_LE(s->MemoryUsageBytes(), uint64_t{4} << 20);
 }
 
 TEST(RocksDbStateStore, UnsyncedCommitsSurviveCleanClose) {

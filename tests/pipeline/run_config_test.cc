@@ -447,6 +447,8 @@ TEST(ValidateRunConfig, RejectsEachBrokenRuleNamingItsKeyPath) {
       {"huge batch", [](RunConfig* c) { c->batch_size = 1'000'001; }, "processing.batch_size: 1000001"},
       {"negative shutdown timeout", [](RunConfig* c) { c->shutdown_timeout = -1; }, "processing.shutdown_timeout: "},
       {"no state dir", [](RunConfig* c) { c->state_dir = ""; }, "state.dir: required"},
+      {"tiny block cache", [](RunConfig* c) { c->state_block_cache_mb = 8; },
+       "state.block_cache_mb: 8 (want 16 to 1048576)"},
       {"bucket", [](RunConfig* c) { c->pipeline.window.bucket = 7 * kMsPerHour; }, "window.bucket: 7h"},
       {"no rolling windows", [](RunConfig* c) { c->pipeline.window.rolling.clear(); }, "window.rolling: "},
       {"lateness", [](RunConfig* c) { c->pipeline.window.allowed_lateness = 31 * kMsPerDay; },
