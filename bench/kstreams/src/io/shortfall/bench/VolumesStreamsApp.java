@@ -26,12 +26,21 @@
 //   6. each contribution is keyed "<group> <corridor>" and "<group> *" (the
 //      group's total), stamped with the event time as its record timestamp,
 //      and sent through a repartition topic (<application.id>-volumes-
-//      repartition);
-//   7. aggregated into 1 h tumbling event-time windows with a 6 h grace
-//      period (RocksDB window store "volumes", 7 d retention, like
-//      shortfall's 7 d rolling window) and into all-time totals per series
-//      (RocksDB key-value store "totals"). Both stores are changelogged, the
-//      Kafka Streams default.
+//      repartition), one record each: Kafka Streams combines records only
+//      after the hop, in the aggregations' record cache (shortfall sums
+//      contributions per series and hour before the hop and keys the hop
+//      by group, docs/runtime.md);
+//   7. aggregated into 1 h tumbling event-time windows (RocksDB window store
+//      "volumes", retention 7 d like shortfall's longest rolling window, or
+//      the grace period plus 1 h if longer) and into all-time totals per
+//      series (RocksDB key-value store "totals"). Both stores are
+//      changelogged, the Kafka Streams default.
+// Window grace: --grace-hours, default 6 like shortfall's allowed lateness.
+// On a backlog that is too short for Kafka Streams: its stream time is per
+// repartition task, and the upstream tasks feeding one run weeks of event
+// time apart, so most contributions would be dropped as late (the summary
+// line counts them); bench/kafka_bench.sh passes a grace as long as the
+// backlog and fails if any contribution is dropped.
 // Amounts are the fixed-point integers of operators/volume.h (thousandths,
 // grams, 1/10,000 USD), rounded once per goods line, so sums are exact and
 // comparable with shortfall's to the last digit.
@@ -51,10 +60,18 @@
 // row (1 s) it reads the totals store, writes them as CSV (the format of
 // `shortfall run --totals-csv`) and closes Kafka Streams, which commits.
 //
+// Settings: Kafka Streams' defaults except num.stream.threads (--threads,
+// default 2) and auto.offset.reset=earliest; commit.interval.ms is Kafka
+// Streams' default (30 s at_least_once, 100 ms exactly_once_v2) unless
+// --commit-interval-ms is given. Printed on stderr at start.
+//
 // Usage: VolumesStreamsApp --bootstrap HOST:PORT --application-id ID
 //          --state-dir DIR --guarantee at_least_once|exactly_once_v2
 //          --catalog FILE [--threads N] [--commit-interval-ms MS]
-//          [--dlq-topic T] [--totals-csv FILE] [--timeout-s S]
+//          [--grace-hours H] [--partitions N] [--dlq-topic T]
+//          [--totals-csv FILE] [--timeout-s S]
+// (--partitions: of each input topic, default 8; --dlq-topic default
+// <application-id>-dlq, which must exist; --timeout-s default 3600.)
 package io.shortfall.bench;
 
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -660,7 +677,8 @@ public final class VolumesStreamsApp {
       if (!a.containsKey(k)) {
         System.err.println("usage: VolumesStreamsApp --bootstrap HOST:PORT --application-id ID --state-dir DIR"
             + " --guarantee at_least_once|exactly_once_v2 --catalog FILE [--threads N]"
-            + " [--commit-interval-ms MS] [--partitions N] [--dlq-topic T] [--totals-csv FILE] [--timeout-s S]");
+            + " [--commit-interval-ms MS] [--grace-hours H] [--partitions N] [--dlq-topic T] [--totals-csv FILE]"
+            + " [--timeout-s S]");
         System.exit(2);
       }
     }
