@@ -102,7 +102,10 @@ for i in $(seq 1 "$runs"); do
   measure "$L" --brokers "$bootstrap" --topic shipments.events.v1 --topic customs.events.v1 >> "$dir/limit"
   measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench$i" \
     --set state.dir="$dir/state$i" --set metrics.bind=127.0.0.1:0 --totals-csv "$dir/run$i.csv" >> "$dir/run"
-  [[ $i == 1 ]] && cp "$dir/run1.csv" "$dir/totals-shortfall.csv"
+  if [[ $i == 1 ]]; then
+    cp "$dir/run1.csv" "$dir/totals-shortfall.csv"
+    grep -m1 '^shortfall run: [0-9]* input records' "$dir/last.err" >"$dir/sf-summary" || true
+  fi
   measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench-eos$i" \
     --set processing.guarantee=exactly_once \
     --set state.dir="$dir/state-eos$i" --set metrics.bind=127.0.0.1:0 >> "$dir/eos"
@@ -147,4 +150,5 @@ echo "Kafka Streams settings (JVM $java_opts, window grace ${grace_hours} h):"
 sort -u "$dir/settings" | sed 's/^kstreams: /  /'
 echo "checks (Kafka Streams totals against shortfall's first at_least_once run, $(wc -l <"$dir/totals-shortfall.csv") CSV lines):"
 sed 's/^/  /' "$dir/checks"
+echo "  first shortfall at_least_once run: $(sed 's/^shortfall run: //' "$dir/sf-summary")"
 echo "  first Kafka Streams run: $(cat "$dir/ks-summary")"
