@@ -8,6 +8,7 @@ Status DetectionOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(volume_drop.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(customs_hold.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(unit_value.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(dwell_join.Validate());
   return lifecycle.Validate();
 }
 

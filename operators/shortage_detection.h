@@ -32,6 +32,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
 #include "operators/customs_hold_detector.h"
+#include "operators/dwell_join.h"
 #include "operators/state_store.h"
 #include "operators/unit_value_detector.h"
 #include "operators/volume_aggregator.h"
@@ -47,6 +48,8 @@ struct DetectionOptions {
   std::vector<VolumeDropOverride> volume_drop_overrides;
   CustomsHoldOptions customs_hold;
   UnitValueOptions unit_value;
+  // The border-dwell join feeding the dwell samples (detection.dwell.time_bound).
+  DwellJoinOptions dwell_join;
   LifecycleOptions lifecycle;
 
   // Everything but the overrides' group names (which need the catalog).
