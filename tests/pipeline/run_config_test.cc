@@ -632,9 +632,9 @@ detection:
   EXPECT_FALSE(u.enabled);
   EXPECT_EQ(u.window, 72 * kMsPerHour);
   EXPECT_EQ(u.baseline_window, 7 * kMsPerDay);
-  EXPECT_EQ(u.min_lines, 5);
-  EXPECT_EQ(u.min_reference_lines, 8);
-  EXPECT_EQ(u.price_sd, 0.7);
+  EXPECT_EQ(u.min_samples, 5);
+  EXPECT_EQ(u.min_reference_samples, 8);
+  EXPECT_EQ(u.sample_sd, 0.7);
   EXPECT_EQ(u.relative_floor, 0.1);
   EXPECT_EQ(u.cusum_slack, 2);
   EXPECT_EQ(u.cusum_threshold, 7);
