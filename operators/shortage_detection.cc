@@ -8,6 +8,7 @@ Status DetectionOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(volume_drop.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(customs_hold.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(unit_value.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(dwell.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(dwell_join.Validate());
   return lifecycle.Validate();
 }
@@ -27,6 +28,7 @@ ShortageDetection::ShortageDetection(const DetectionOptions& options, const Wind
       volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),
       customs_hold_(options.customs_hold, windows, group_names, corridors),
       unit_value_(options.unit_value, windows, group_names, corridors),
+      dwell_(options.dwell, windows, group_names, corridors),
       lifecycle_(options.lifecycle) {}
 
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
@@ -45,6 +47,7 @@ void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::ve
   for (const WindowReport& report : reports) {
     customs_hold_.Observe(report, &signals_);
     unit_value_.Observe(report, &signals_);
+    dwell_.Observe(report, &signals_);
   }
   for (const Signal& signal : signals_) lifecycle_.Apply(signal, alerts);
 }
@@ -86,6 +89,7 @@ void ShortageDetection::Flush(StateWriteBatch* batch) {
   volume_drop_.Flush(batch);
   customs_hold_.Flush(batch);
   unit_value_.Flush(batch);
+  dwell_.Flush(batch);
   lifecycle_.Flush(batch);
 }
 
@@ -93,6 +97,7 @@ Status ShortageDetection::Restore(const StateView& state) {
   SHORTFALL_RETURN_IF_ERROR(volume_drop_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(customs_hold_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(unit_value_.Restore(state));
+  SHORTFALL_RETURN_IF_ERROR(dwell_.Restore(state));
   return lifecycle_.Restore(state);
 }
 

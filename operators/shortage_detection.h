@@ -9,7 +9,8 @@
 //   detection.Flush(&batch);  store.Commit(batch, checkpoint);
 //
 // Detectors so far: VolumeDropDetector (volume_drop), CustomsHoldDetector
-// (customs_hold) and UnitValueDetector (unit_value), over the same reports. Their signals go
+// (customs_hold), UnitValueDetector (unit_value) and DwellDetector (dwell),
+// over the same reports. Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
 //
 // Top contributors. A volume drop of a group's total names the corridors
@@ -32,6 +33,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/corridor.h"
 #include "operators/customs_hold_detector.h"
+#include "operators/dwell_detector.h"
 #include "operators/dwell_join.h"
 #include "operators/state_store.h"
 #include "operators/unit_value_detector.h"
@@ -48,6 +50,7 @@ struct DetectionOptions {
   std::vector<VolumeDropOverride> volume_drop_overrides;
   CustomsHoldOptions customs_hold;
   UnitValueOptions unit_value;
+  DwellOptions dwell;
   // The border-dwell join feeding the dwell samples (detection.dwell.time_bound).
   DwellJoinOptions dwell_join;
   LifecycleOptions lifecycle;
@@ -82,6 +85,7 @@ class ShortageDetection {
   const VolumeDropDetector& volume_drop() const { return volume_drop_; }
   const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
   const UnitValueDetector& unit_value() const { return unit_value_; }
+  const DwellDetector& dwell() const { return dwell_; }
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
@@ -94,6 +98,7 @@ class ShortageDetection {
   VolumeDropDetector volume_drop_;
   CustomsHoldDetector customs_hold_;
   UnitValueDetector unit_value_;
+  DwellDetector dwell_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
   // Scratch: the volume-drop expectation of each report of a Detect call, as

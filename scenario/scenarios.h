@@ -34,8 +34,10 @@ enum class ExpectedAlert : uint8_t {
   kVolumeDrop,        // ALERT_KIND_VOLUME_DROP
   kCustomsHoldSpike,  // ALERT_KIND_CUSTOMS_HOLD_SPIKE
   kUnitValueSpike,    // ALERT_KIND_UNIT_VALUE_SPIKE
+  kDwellTimeRise,     // ALERT_KIND_DWELL_TIME_RISE
 };
-// "none", "volume_drop", "customs_hold_spike", "unit_value_spike".
+// "none", "volume_drop", "customs_hold_spike", "unit_value_spike",
+// "dwell_time_rise".
 std::string_view ExpectedAlertName(ExpectedAlert alert);
 
 struct TruthEntry {
