@@ -56,21 +56,6 @@ void SubtractPrices(const std::vector<PriceSum>& minuend, const std::vector<Pric
   }
 }
 
-void ToState(const std::vector<PriceSum>& prices, google::protobuf::RepeatedPtrField<internal::PriceSumState>* out) {
-  for (const PriceSum& p : prices) {
-    internal::PriceSumState* state = out->Add();
-    state->set_key(p.key);
-    state->set_lines(p.lines);
-    state->set_log_sum(p.log_sum);
-    state->set_log_sq_sum(p.log_sq_sum);
-  }
-}
-
-void FromState(const google::protobuf::RepeatedPtrField<internal::PriceSumState>& in, std::vector<PriceSum>* out) {
-  out->clear();
-  for (const internal::PriceSumState& p : in) out->push_back(PriceSum{p.key(), p.lines(), p.log_sum(), p.log_sq_sum()});
-}
-
 }  // namespace
 
 Status ValidateLevelRise(const LevelRiseOptions& o, const WindowOptions& windows, const LevelRiseProfile& p) {
@@ -301,9 +286,9 @@ void LevelRiseDetector::Flush(StateWriteBatch* batch) {
     if (s.recovered_since != kMinTimestamp) proto.set_recovered_since_ms(s.recovered_since);
     if (s.held_since != kMinTimestamp) proto.set_held_since_ms(s.held_since);
     proto.set_in_use_at_ms(s.in_use_at);
-    ToState(s.in_use, proto.mutable_in_use());
+    SumsToState(s.in_use, proto.mutable_in_use());
     proto.set_taken_at_ms(s.taken_at);
-    ToState(s.taken, proto.mutable_taken());
+    SumsToState(s.taken, proto.mutable_taken());
     batch->Put(profile_.name, Key(s), proto.SerializeAsString());
     s.dirty = false;
   }
@@ -356,9 +341,9 @@ Status LevelRiseDetector::RestoreFrom(const StateView& state) {
     s.recovered_since = proto.has_recovered_since_ms() ? proto.recovered_since_ms() : kMinTimestamp;
     s.held_since = proto.has_held_since_ms() ? proto.held_since_ms() : kMinTimestamp;
     s.in_use_at = proto.in_use_at_ms();
-    FromState(proto.in_use(), &s.in_use);
+    SumsFromState(proto.in_use(), &s.in_use);
     s.taken_at = proto.taken_at_ms();
-    FromState(proto.taken(), &s.taken);
+    SumsFromState(proto.taken(), &s.taken);
     return true;
   }));
   return error;

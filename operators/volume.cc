@@ -27,8 +27,6 @@ void VolumeDelta::MergeSums(std::vector<PriceSum>* sums, const PriceSum* other, 
   }
 }
 
-namespace {
-
 void SumsToState(const std::vector<PriceSum>& sums,
                  google::protobuf::RepeatedPtrField<internal::PriceSumState>* out) {
   for (const PriceSum& p : sums) {
@@ -40,22 +38,27 @@ void SumsToState(const std::vector<PriceSum>& sums,
   }
 }
 
-// Sorted as written; merged one by one in case a writer did not sort.
 void SumsFromState(const google::protobuf::RepeatedPtrField<internal::PriceSumState>& in,
-                   std::vector<PriceSum>* out, void (VolumeDelta::*add)(const PriceSum&), VolumeDelta* v) {
+                   std::vector<PriceSum>* out) {
+  out->clear();
   out->reserve(static_cast<size_t>(in.size()));
+  // Sorted as written; merged one by one in case a writer did not sort.
   for (const internal::PriceSumState& p : in) {
     if (p.lines() == 0) continue;
     const PriceSum one{p.key(), p.lines(), p.log_sum(), p.log_sq_sum()};
-    if (out->empty() || out->back().key < one.key) {
-      out->push_back(one);
+    auto it = out->empty() || out->back().key < one.key
+                  ? out->end()
+                  : std::lower_bound(out->begin(), out->end(), one.key,
+                                     [](const PriceSum& x, uint32_t key) { return x.key < key; });
+    if (it != out->end() && it->key == one.key) {
+      it->lines += one.lines;
+      it->log_sum += one.log_sum;
+      it->log_sq_sum += one.log_sq_sum;
     } else {
-      (v->*add)(one);
+      out->insert(it, one);
     }
   }
 }
-
-}  // namespace
 
 void ToState(const VolumeDelta& v, internal::VolumeBucketState* s) {
   s->Clear();
@@ -81,8 +84,8 @@ VolumeDelta FromState(const internal::VolumeBucketState& s) {
   for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
     v.customs[static_cast<size_t>(i)] = s.customs(i);
   }
-  SumsFromState(s.prices(), &v.prices, &VolumeDelta::AddPrice, &v);
-  SumsFromState(s.dwell(), &v.dwell, &VolumeDelta::AddDwell, &v);
+  SumsFromState(s.prices(), &v.prices);
+  SumsFromState(s.dwell(), &v.dwell);
   return v;
 }
 

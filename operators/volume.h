@@ -45,12 +45,15 @@
 #include <string_view>
 #include <vector>
 
+#include <google/protobuf/repeated_ptr_field.h>
+
 #include "base/time.h"
 #include "operators/reference_data.h"
 #include "shortfall/v1/customs_event.pb.h"
 
 namespace shortfall::internal {
 class VolumeBucketState;
+class PriceSumState;
 }  // namespace shortfall::internal
 
 namespace shortfall::operators {
@@ -171,6 +174,13 @@ struct VolumeDelta {
 // The stored and transported form (state stores, the repartition topic).
 void ToState(const VolumeDelta& volume, internal::VolumeBucketState* state);
 VolumeDelta FromState(const internal::VolumeBucketState& state);
+// ... of keyed log sums alone (VolumeDelta::prices and ::dwell, the
+// detectors' references); SumsFromState keeps entries with lines, sorted by
+// key, whatever order they were written in.
+void SumsToState(const std::vector<PriceSum>& sums,
+                 google::protobuf::RepeatedPtrField<internal::PriceSumState>* out);
+void SumsFromState(const google::protobuf::RepeatedPtrField<internal::PriceSumState>& in,
+                   std::vector<PriceSum>* out);
 
 }  // namespace shortfall::operators
 
