@@ -12,7 +12,14 @@ ContributionBuffer::ContributionBuffer(DurationMs bucket) : bucket_(bucket) {
 
 void ContributionBuffer::AddOne(SeriesKey series, TimestampMs bucket_start, const VolumeDelta& delta) {
   const Key key{(uint64_t{series.group} << 32) | series.corridor, bucket_start};
-  entries_[key].Add(delta);
+  entries_[key].volume.Add(delta);
+}
+
+void ContributionBuffer::AddDwellMarker(GroupId group, CorridorId corridor, TimestampMs event_time, DwellRole role,
+                                        std::string_view shipment_id) {
+  SHORTFALL_CHECK(corridor != kAllCorridors);
+  const Key key{(uint64_t{group} << 32) | corridor, AlignDown(event_time, bucket_)};
+  entries_[key].markers.push_back(Marker{std::string(shipment_id), role, event_time});
 }
 
 void ContributionBuffer::Add(GroupId group, CorridorId corridor, TimestampMs event_time,
@@ -24,10 +31,10 @@ void ContributionBuffer::Add(GroupId group, CorridorId corridor, TimestampMs eve
 
 void ContributionBuffer::Drain(std::vector<Entry>* out) {
   const size_t first = out->size();
-  for (const auto& [key, volume] : entries_) {
+  for (auto& [key, sums] : entries_) {
     out->push_back(Entry{SeriesKey{static_cast<GroupId>(key.series >> 32),
                                    static_cast<CorridorId>(key.series & 0xffffffffu)},
-                         key.bucket_start, volume});
+                         key.bucket_start, std::move(sums.volume), std::move(sums.markers)});
   }
   // Hash order is not deterministic; the records sent must be.
   std::sort(out->begin() + static_cast<std::ptrdiff_t>(first), out->end(), [](const Entry& a, const Entry& b) {

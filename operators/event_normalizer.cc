@@ -264,10 +264,21 @@ VolumeDelta* DeltaFor(std::vector<GroupContribution>* groups, GroupId group) {
 
 }  // namespace
 
+void EventNormalizer::MarkDwell(DwellRole role, const std::string& shipment_id, NormalizedEvent* out) const {
+  for (const GroupContribution& c : out->groups) {
+    if (c.group == unclassified_) continue;
+    out->dwell = role;
+    out->shipment_id = shipment_id;
+    return;
+  }
+}
+
 std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event,
                                                   TimestampMs record_time, NormalizedEvent* out) {
   out->groups.clear();
   out->unclassified_lines = 0;
+  out->dwell = DwellRole::kNone;
+  out->shipment_id.clear();
   if (event.shipment_id().empty()) return Invalid{InvalidReason::kMissingId, "shipment_id empty"};
   out->actual = event.event_classifier() == v1::EVENT_CLASSIFIER_ACTUAL;
   if (auto bad = CheckTime(event.has_event_time() ? &event.event_time() : nullptr,
@@ -315,6 +326,7 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::ShipmentEvent& event
     }
   }
   for (GroupContribution& c : out->groups) c.delta.shipments = 1;
+  MarkDwell(DwellRole::kArrival, event.shipment_id(), out);
   return std::nullopt;
 }
 
@@ -322,6 +334,8 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::CustomsEvent& event,
                                                   TimestampMs record_time, NormalizedEvent* out) {
   out->groups.clear();
   out->unclassified_lines = 0;
+  out->dwell = DwellRole::kNone;
+  out->shipment_id.clear();
   if (event.declaration_id().empty()) return Invalid{InvalidReason::kMissingId, "declaration_id empty"};
   out->actual = true;
   if (auto bad = CheckTime(event.has_event_time() ? &event.event_time() : nullptr,
@@ -345,6 +359,9 @@ std::optional<Invalid> EventNormalizer::Normalize(const v1::CustomsEvent& event,
   for (; all != 0; all &= all - 1) {
     VolumeDelta* d = DeltaFor(&out->groups, static_cast<GroupId>(__builtin_ctzll(all)));
     d->customs[static_cast<size_t>(status)] = 1;
+  }
+  if (status == v1::CUSTOMS_STATUS_RELEASED && !event.shipment_id().empty()) {
+    MarkDwell(DwellRole::kRelease, event.shipment_id(), out);
   }
   return std::nullopt;
 }

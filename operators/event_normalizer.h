@@ -22,6 +22,13 @@
 // customs events are "actual" (checked for lateness, move watermarks);
 // planned or estimated ones are neither.
 //
+// Border dwell. The counting arrival and a RELEASED customs event that names
+// its shipment (CustomsEvent.shipment_id) are the two sides of a shipment's
+// dwell at the border; the normalizer marks them (NormalizedEvent::dwell and
+// shipment_id) for the groups of the catalog the event carries, and
+// operators::DwellJoin pairs them per group downstream (the two sides come
+// from different topics, keyed differently, so from different tasks).
+//
 // Thread-safety: not thread-safe (the classifier memo and corridor table
 // mutate); one normalizer per task. The catalog and corridor table must
 // outlive it.
@@ -68,12 +75,23 @@ struct GroupContribution {
   VolumeDelta delta;
 };
 
+// Which side of the border-dwell join an event is (see the header).
+enum class DwellRole : uint8_t {
+  kNone,
+  kArrival,  // the counting ARRI
+  kRelease,  // a CUSTOMS_STATUS_RELEASED event naming its shipment
+};
+
 struct NormalizedEvent {
   TimestampMs event_time = 0;
   bool actual = false;  // checked for lateness; moves the partition watermark
   CorridorId corridor = kAllCorridors;
   std::vector<GroupContribution> groups;  // empty when the event counts nothing
   uint32_t unclassified_lines = 0;        // goods lines outside the catalog
+  // A side of the dwell join, for the catalog groups in `groups` (never for
+  // unclassified goods); kNone otherwise, and then shipment_id is empty.
+  DwellRole dwell = DwellRole::kNone;
+  std::string shipment_id;
 };
 
 class EventNormalizer {
@@ -114,6 +132,8 @@ class EventNormalizer {
   std::optional<Invalid> CheckGoods(
       const google::protobuf::RepeatedPtrField<v1::GoodsLine>& goods);
   std::optional<double> UsdRate(std::string_view currency) const;
+  // Marks *out as `role` of the dwell join when it has a catalog group.
+  void MarkDwell(DwellRole role, const std::string& shipment_id, NormalizedEvent* out) const;
 
   Classifier classifier_;
   NormalizerOptions options_;

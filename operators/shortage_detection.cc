@@ -9,6 +9,8 @@ Status DetectionOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(customs_hold.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(unit_value.Validate(windows));
   SHORTFALL_RETURN_IF_ERROR(origin_concentration.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(dwell.Validate(windows));
+  SHORTFALL_RETURN_IF_ERROR(dwell_join.Validate());
   return lifecycle.Validate();
 }
 
@@ -30,6 +32,7 @@ ShortageDetection::ShortageDetection(const DetectionOptions& options, const Wind
       unit_value_(options.unit_value, windows, group_names, corridors),
       origin_concentration_(options.origin_concentration, options.origin_concentration_overrides, windows,
                             group_names, corridors),
+      dwell_(options.dwell, windows, group_names, corridors),
       lifecycle_(options.lifecycle) {}
 
 void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
@@ -48,6 +51,7 @@ void ShortageDetection::Detect(const std::vector<WindowReport>& reports, std::ve
   for (const WindowReport& report : reports) {
     customs_hold_.Observe(report, &signals_);
     unit_value_.Observe(report, &signals_);
+    dwell_.Observe(report, &signals_);
   }
   origin_concentration_.Observe(reports, &signals_);
   for (const Signal& signal : signals_) lifecycle_.Apply(signal, alerts);
@@ -91,6 +95,7 @@ void ShortageDetection::Flush(StateWriteBatch* batch) {
   customs_hold_.Flush(batch);
   unit_value_.Flush(batch);
   origin_concentration_.Flush(batch);
+  dwell_.Flush(batch);
   lifecycle_.Flush(batch);
 }
 
@@ -99,6 +104,7 @@ Status ShortageDetection::Restore(const StateView& state) {
   SHORTFALL_RETURN_IF_ERROR(customs_hold_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(unit_value_.Restore(state));
   SHORTFALL_RETURN_IF_ERROR(origin_concentration_.Restore(state));
+  SHORTFALL_RETURN_IF_ERROR(dwell_.Restore(state));
   return lifecycle_.Restore(state);
 }
 

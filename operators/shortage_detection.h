@@ -9,7 +9,8 @@
 //   detection.Flush(&batch);  store.Commit(batch, checkpoint);
 //
 // Detectors so far: VolumeDropDetector (volume_drop), CustomsHoldDetector
-// (customs_hold) and UnitValueDetector (unit_value), over the same reports. Their signals go
+// (customs_hold), UnitValueDetector (unit_value) and DwellDetector (dwell),
+// over the same reports. Their signals go
 // through one AlertLifecycle, which owns alert ids, revisions and states.
 // OriginConcentrationDetector (origin_concentration) reads each batch of
 // reports whole: the shares of a group's origins need every corridor
@@ -36,6 +37,8 @@
 #include "operators/corridor.h"
 #include "operators/customs_hold_detector.h"
 #include "operators/origin_concentration_detector.h"
+#include "operators/dwell_detector.h"
+#include "operators/dwell_join.h"
 #include "operators/state_store.h"
 #include "operators/unit_value_detector.h"
 #include "operators/volume_aggregator.h"
@@ -54,6 +57,9 @@ struct DetectionOptions {
   OriginConcentrationOptions origin_concentration;
   // First match wins; see OriginConcentrationOverride.
   std::vector<OriginConcentrationOverride> origin_concentration_overrides;
+  DwellOptions dwell;
+  // The border-dwell join feeding the dwell samples (detection.dwell.time_bound).
+  DwellJoinOptions dwell_join;
   LifecycleOptions lifecycle;
 
   // Everything but the overrides' group names (which need the catalog).
@@ -87,6 +93,7 @@ class ShortageDetection {
   const CustomsHoldDetector& customs_hold() const { return customs_hold_; }
   const UnitValueDetector& unit_value() const { return unit_value_; }
   const OriginConcentrationDetector& origin_concentration() const { return origin_concentration_; }
+  const DwellDetector& dwell() const { return dwell_; }
   const AlertLifecycle& lifecycle() const { return lifecycle_; }
 
  private:
@@ -100,6 +107,7 @@ class ShortageDetection {
   CustomsHoldDetector customs_hold_;
   UnitValueDetector unit_value_;
   OriginConcentrationDetector origin_concentration_;
+  DwellDetector dwell_;
   AlertLifecycle lifecycle_;
   std::vector<Signal> signals_;  // scratch, reused
   // Scratch: the volume-drop expectation of each report of a Detect call, as

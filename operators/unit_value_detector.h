@@ -1,4 +1,5 @@
-// UnitValueDetector: raises a Signal when the goods of a series — a (group,
+// UnitValueDetector: a LevelRiseDetector (operators/level_rise_detector.h,
+// the statistic in general) over unit prices. It raises a Signal when the goods of a series — a (group,
 // corridor) pair or a group's all-corridors total — are declared at clearly
 // higher prices per unit than just before: scarcity pricing, which often
 // shows before the volumes fall. It reads the WindowReports of a
@@ -75,6 +76,10 @@
 // among the matched codes (S stays as it was). Every other report yields
 // exactly one Signal.
 //
+// Config names: min_lines and min_reference_lines (LevelRiseOptions::
+// min_samples, min_reference_samples: priced goods lines) and price_sd
+// (sample_sd).
+//
 // Persistence, namespace "unit_value": a layout key, and one key per series
 // (group '\0' corridor code) holding its detector state and its two
 // references, written when that state changes (a series at rest, S = 0,
@@ -91,123 +96,35 @@
 #ifndef SHORTFALL_OPERATORS_UNIT_VALUE_DETECTOR_H_
 #define SHORTFALL_OPERATORS_UNIT_VALUE_DETECTOR_H_
 
-#include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
-#include "base/time.h"
-#include "operators/alert_lifecycle.h"
-#include "operators/corridor.h"
-#include "operators/state_store.h"
-#include "operators/volume.h"
-#include "operators/volume_aggregator.h"
+#include "operators/level_rise_detector.h"
 
 namespace shortfall::operators {
 
-struct UnitValueOptions {
-  // Whether series are watched at all. Default on.
-  bool enabled = true;
-  // The rolling window priced; one of WindowOptions::rolling. Default 24 h.
-  DurationMs window = 24 * kMsPerHour;
-  // The reference is the span of this rolling window before `window`
-  // (default 7 d: the six days before the window); one of
-  // WindowOptions::rolling, longer than `window`.
-  DurationMs baseline_window = 7 * kMsPerDay;
-  // Priced goods lines of the matched codes needed in the window (>= 1).
-  // Default 10: fewer give an index that one odd consignment moves.
-  double min_lines = 10;
-  // ... and in the reference span (>= 1). Default 20.
-  double min_reference_lines = 20;
-  // Scatter of one line's log unit price about its code's mean (> 0),
-  // assumed where the reference has few lines to measure it. Default 0.5.
-  double price_sd = 0.5;
-  // Least standard error the mean log price relative is given (>= 0).
-  // Default 0.03 (about 3%).
-  double relative_floor = 0.03;
-  // CUSUM slack in z units (>= 0). Default 1.0.
-  double cusum_slack = 1.0;
-  // CUSUM threshold (> 0), in window-lengths of z beyond the slack.
-  // Default 5.0.
-  double cusum_threshold = 5.0;
-  // z at or below which the series is back in its normal band. Default 1.0.
-  double recover_z = 1.0;
-  // The index must be at least this to fire (>= 1). Default 1.25: prices up
-  // a quarter.
-  double min_ratio = 1.25;
-  // How long a held reference is kept (>= window). Default 21 d: prices
-  // that stay up three weeks are the new normal.
-  DurationMs max_held = 21 * kMsPerDay;
-
+// Defaults (LevelRiseOptions'): window 24 h, baseline_window 7 d (the six
+// days before the window), min_lines 10 (fewer give an index that one odd
+// consignment moves), min_reference_lines 20, price_sd 0.5, relative_floor
+// 0.03 (about 3%), cusum_slack 1, cusum_threshold 5 (see Tuning), recover_z
+// 1, min_ratio 1.25 (prices up a quarter), max_held 21 d (prices that stay
+// up three weeks are the new normal).
+struct UnitValueOptions : LevelRiseOptions {
   // kInvalidArgument naming the field ("unit_value.window: 12h is not one of
   // the rolling windows (24h, 7d)").
   Status Validate(const WindowOptions& windows) const;
-  friend bool operator==(const UnitValueOptions&, const UnitValueOptions&) = default;
 };
 
-class UnitValueDetector {
+// The unit-value profile: ALERT_KIND_UNIT_VALUE_SPIKE over VolumeDelta::prices.
+const LevelRiseProfile& UnitValueProfile();
+
+class UnitValueDetector : public LevelRiseDetector {
  public:
-  // `group_names[id]` names group id, as for the VolumeAggregator.
   // REQUIRES: options.Validate(windows).ok() (aborts otherwise).
-  // `corridors` must outlive this; Restore interns the codes it reads.
-  UnitValueDetector(UnitValueOptions options, const WindowOptions& windows, std::vector<std::string> group_names,
-                    CorridorTable* corridors);
-  UnitValueDetector(const UnitValueDetector&) = delete;
-  UnitValueDetector& operator=(const UnitValueDetector&) = delete;
-
-  // Evaluates the report's windows and appends at most one Signal (kind
-  // ALERT_KIND_UNIT_VALUE_SPIKE) to *out. REQUIRES: reports of one series
-  // come in order of bucket_end; a report not newer than its series' last
-  // one is ignored.
-  void Observe(const WindowReport& report, std::vector<Signal>* out);
-
-  void Flush(StateWriteBatch* batch);
-  Status Restore(const StateView& state);
-
-  // The price index at the series' latest evaluated report; nullopt while it
-  // warms up, when thin, or for a series never seen.
-  std::optional<double> Index(SeriesKey series) const;
-
-  size_t series_count() const { return series_.size(); }
-  const UnitValueOptions& options() const { return options_; }
-
- private:
-  struct Series {
-    SeriesKey key{};
-    bool enabled = true;
-    TimestampMs first_end = kMinTimestamp;  // first report (for the warm-up)
-    TimestampMs last_end = kMinTimestamp;   // not persisted: reports only move forward
-    double cusum = 0;
-    bool critical = false;
-    bool in_episode = false;
-    TimestampMs recovered_since = kMinTimestamp;
-    // References: the live one taken once a window, and the one before it,
-    // in use; an episode holds the one in use from held_since.
-    std::vector<PriceSum> taken;
-    TimestampMs taken_at = kMinTimestamp;
-    std::vector<PriceSum> in_use;
-    TimestampMs in_use_at = kMinTimestamp;
-    TimestampMs held_since = kMinTimestamp;
-    std::optional<double> index;
-    bool dirty = false;  // persisted state changed since the last Flush
-  };
-  static uint64_t Pack(SeriesKey k) { return (uint64_t{k.group} << 32) | k.corridor; }
-  Series& SeriesFor(SeriesKey key);
-  void Evaluate(const WindowReport& report, Series* s, std::vector<Signal>* out);
-  std::string Layout() const;  // "window=24h baseline_window=7d"
-  std::string Key(const Series& s) const;
-  Status RestoreFrom(const StateView& state);
-
-  UnitValueOptions options_;
-  DurationMs bucket_;
-  size_t window_index_;    // of options_.window in WindowOptions::rolling
-  size_t baseline_index_;  // of options_.baseline_window
-  std::vector<std::string> group_names_;
-  CorridorTable* corridors_;
-  std::unordered_map<uint64_t, Series> series_;
-  bool layout_persisted_ = false;
-  std::vector<PriceSum> reference_;  // scratch: the live reference span
+  UnitValueDetector(const UnitValueOptions& options, const WindowOptions& windows,
+                    std::vector<std::string> group_names, CorridorTable* corridors)
+      : LevelRiseDetector(UnitValueProfile(), options, windows, std::move(group_names), corridors) {}
 };
 
 }  // namespace shortfall::operators

@@ -14,16 +14,49 @@ std::string_view CustomsStatusName(size_t status) {
   return status < kNames.size() ? kNames[status] : "unknown";
 }
 
-void VolumeDelta::MergePrices(const PriceSum* other, size_t n, int sign) {
+void VolumeDelta::MergeSums(std::vector<PriceSum>* sums, const PriceSum* other, size_t n, int sign) {
   for (size_t i = 0; i < n; ++i) {
     const PriceSum& o = other[i];
-    auto it = std::lower_bound(prices.begin(), prices.end(), o.key,
+    auto it = std::lower_bound(sums->begin(), sums->end(), o.key,
                                [](const PriceSum& p, uint32_t key) { return p.key < key; });
-    if (it == prices.end() || it->key != o.key) it = prices.insert(it, PriceSum{o.key, 0, 0, 0});
+    if (it == sums->end() || it->key != o.key) it = sums->insert(it, PriceSum{o.key, 0, 0, 0});
     Wrap(it->lines, o.lines, sign);
     Wrap(it->log_sum, o.log_sum, sign);
     Wrap(it->log_sq_sum, o.log_sq_sum, sign);
-    if (it->lines == 0) prices.erase(it);
+    if (it->lines == 0) sums->erase(it);
+  }
+}
+
+void SumsToState(const std::vector<PriceSum>& sums,
+                 google::protobuf::RepeatedPtrField<internal::PriceSumState>* out) {
+  for (const PriceSum& p : sums) {
+    internal::PriceSumState* state = out->Add();
+    state->set_key(p.key);
+    state->set_lines(p.lines);
+    state->set_log_sum(p.log_sum);
+    state->set_log_sq_sum(p.log_sq_sum);
+  }
+}
+
+void SumsFromState(const google::protobuf::RepeatedPtrField<internal::PriceSumState>& in,
+                   std::vector<PriceSum>* out) {
+  out->clear();
+  out->reserve(static_cast<size_t>(in.size()));
+  // Sorted as written; merged one by one in case a writer did not sort.
+  for (const internal::PriceSumState& p : in) {
+    if (p.lines() == 0) continue;
+    const PriceSum one{p.key(), p.lines(), p.log_sum(), p.log_sq_sum()};
+    auto it = out->empty() || out->back().key < one.key
+                  ? out->end()
+                  : std::lower_bound(out->begin(), out->end(), one.key,
+                                     [](const PriceSum& x, uint32_t key) { return x.key < key; });
+    if (it != out->end() && it->key == one.key) {
+      it->lines += one.lines;
+      it->log_sum += one.log_sum;
+      it->log_sq_sum += one.log_sq_sum;
+    } else {
+      out->insert(it, one);
+    }
   }
 }
 
@@ -35,13 +68,8 @@ void ToState(const VolumeDelta& v, internal::VolumeBucketState* s) {
   s->set_gross_weight_g(v.gross_weight);
   s->set_declared_value(v.declared_value);
   for (uint64_t c : v.customs) s->add_customs(c);
-  for (const PriceSum& p : v.prices) {
-    internal::PriceSumState* out = s->add_prices();
-    out->set_key(p.key);
-    out->set_lines(p.lines);
-    out->set_log_sum(p.log_sum);
-    out->set_log_sq_sum(p.log_sq_sum);
-  }
+  SumsToState(v.prices, s->mutable_prices());
+  SumsToState(v.dwell, s->mutable_dwell());
 }
 
 VolumeDelta FromState(const internal::VolumeBucketState& s) {
@@ -56,17 +84,8 @@ VolumeDelta FromState(const internal::VolumeBucketState& s) {
   for (int i = 0; i < s.customs_size() && i < static_cast<int>(kCustomsStatusCount); ++i) {
     v.customs[static_cast<size_t>(i)] = s.customs(i);
   }
-  // Sorted as written; merged one by one in case a writer did not sort.
-  v.prices.reserve(static_cast<size_t>(s.prices_size()));
-  for (const internal::PriceSumState& p : s.prices()) {
-    if (p.lines() == 0) continue;
-    const PriceSum one{p.key(), p.lines(), p.log_sum(), p.log_sq_sum()};
-    if (v.prices.empty() || v.prices.back().key < one.key) {
-      v.prices.push_back(one);
-    } else {
-      v.AddPrice(one);
-    }
-  }
+  SumsFromState(s.prices(), &v.prices);
+  SumsFromState(s.dwell(), &v.dwell);
   return v;
 }
 

@@ -26,6 +26,15 @@
 // prices within a code can be measured. Fixed-point (kLogPriceScale) like
 // the other amounts, so the sums are exact in any order. A handful of codes
 // per group and corridor in practice; entries kept sorted by code.
+//
+// Border dwell. A delta also keeps, per corridor (DwellKey of its code),
+// the number of shipments whose dwell at the border — customs release minus
+// actual arrival, joined per shipment by operators::DwellJoin — ended in
+// it, and the sum and sum of squares of ln(dwell seconds + 60), in the same
+// PriceSum shape (`lines` counts shipments). The 60 s keep a release in the
+// same minute as the arrival from a log of zero. Per corridor so that a
+// group's total compares each port with its own past (ports clear at very
+// different speeds) whatever the mix of ports.
 #ifndef SHORTFALL_OPERATORS_VOLUME_H_
 #define SHORTFALL_OPERATORS_VOLUME_H_
 
@@ -36,11 +45,15 @@
 #include <string_view>
 #include <vector>
 
+#include <google/protobuf/repeated_ptr_field.h>
+
+#include "base/time.h"
 #include "operators/reference_data.h"
 #include "shortfall/v1/customs_event.pb.h"
 
 namespace shortfall::internal {
 class VolumeBucketState;
+class PriceSumState;
 }  // namespace shortfall::internal
 
 namespace shortfall::operators {
@@ -90,6 +103,23 @@ inline PriceSum LinePrice(uint32_t key, double value_usd, double quantity) {
   return PriceSum{key, 1, ToFixed(lp, kLogPriceScale), ToFixed(lp * lp, kLogPriceScale)};
 }
 
+// ln(dwell seconds + 60) x kLogPriceScale is what a dwell sample adds.
+inline constexpr double kDwellOffsetSeconds = 60;
+
+// The dwell key of a corridor: FNV-1a 32 of its code ("MX-US-2304"), the
+// same in every process (corridor ids are not).
+inline uint32_t DwellKey(std::string_view corridor_code) {
+  uint32_t h = 2166136261u;
+  for (char c : corridor_code) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+  return h;
+}
+
+// One shipment's dwell sample. REQUIRES: dwell >= 0.
+inline PriceSum DwellSample(uint32_t key, DurationMs dwell) {
+  const double l = std::log(static_cast<double>(dwell) / kMsPerSecond + kDwellOffsetSeconds);
+  return PriceSum{key, 1, ToFixed(l, kLogPriceScale), ToFixed(l * l, kLogPriceScale)};
+}
+
 struct VolumeDelta {
  public:
   uint64_t shipments = 0;    // arrivals carrying goods of the group
@@ -99,9 +129,12 @@ struct VolumeDelta {
   int64_t declared_value = 0;                  // USD x kValueScale
   std::array<uint64_t, kCustomsStatusCount> customs{};  // declarations by status
   std::vector<PriceSum> prices;  // arrivals of catalog groups, by goods code (sorted by key)
+  std::vector<PriceSum> dwell;   // border dwell samples by DwellKey (sorted by key)
 
   // Adds `price` (e.g. one goods line) to `prices`.
-  void AddPrice(const PriceSum& price) { MergePrices(&price, 1, +1); }
+  void AddPrice(const PriceSum& price) { MergeSums(&prices, &price, 1, +1); }
+  // Adds `sample` (one shipment's DwellSample) to `dwell`.
+  void AddDwell(const PriceSum& sample) { MergeSums(&dwell, &sample, 1, +1); }
 
   double quantity_in(Unit unit) const {
     return static_cast<double>(quantity[static_cast<size_t>(unit)]) / kQuantityScale;
@@ -129,17 +162,25 @@ struct VolumeDelta {
     Wrap(gross_weight, o.gross_weight, sign);
     Wrap(declared_value, o.declared_value, sign);
     for (size_t i = 0; i < kCustomsStatusCount; ++i) Wrap(customs[i], o.customs[i], sign);
-    if (!o.prices.empty()) MergePrices(o.prices.data(), o.prices.size(), sign);
+    if (!o.prices.empty()) MergeSums(&prices, o.prices.data(), o.prices.size(), sign);
+    if (!o.dwell.empty()) MergeSums(&dwell, o.dwell.data(), o.dwell.size(), sign);
   }
-  // Merges sorted entries into `prices`; an entry that a subtraction brings
+  // Merges sorted entries into *sums; an entry that a subtraction brings
   // to zero lines is removed (a rolling window does not keep codes it no
   // longer holds).
-  void MergePrices(const PriceSum* other, size_t n, int sign);
+  static void MergeSums(std::vector<PriceSum>* sums, const PriceSum* other, size_t n, int sign);
 };
 
 // The stored and transported form (state stores, the repartition topic).
 void ToState(const VolumeDelta& volume, internal::VolumeBucketState* state);
 VolumeDelta FromState(const internal::VolumeBucketState& state);
+// ... of keyed log sums alone (VolumeDelta::prices and ::dwell, the
+// detectors' references); SumsFromState keeps entries with lines, sorted by
+// key, whatever order they were written in.
+void SumsToState(const std::vector<PriceSum>& sums,
+                 google::protobuf::RepeatedPtrField<internal::PriceSumState>* out);
+void SumsFromState(const google::protobuf::RepeatedPtrField<internal::PriceSumState>& in,
+                   std::vector<PriceSum>* out);
 
 }  // namespace shortfall::operators
 

@@ -37,6 +37,7 @@ VolumePipeline::VolumePipeline(const Catalog& catalog, const PipelineOptions& op
       // Idle after the allowed lateness of stream time (see the header).
       watermarks_(options.window.allowed_lateness, options.window.allowed_lateness),
       aggregator_(options.window, CountedGroupNames(catalog), &corridors_),
+      dwell_join_(options.detection.dwell_join, CountedGroupNames(catalog), &corridors_),
       detection_(options.detection, options.window, CountedGroupNames(catalog), &corridors_) {}
 
 Result<std::string> VolumePipeline::Restore(const StateStore& store) {
@@ -44,6 +45,7 @@ Result<std::string> VolumePipeline::Restore(const StateStore& store) {
   SHORTFALL_ASSIGN_OR_RETURN(std::string checkpoint, store.LastCheckpoint());
   SHORTFALL_RETURN_IF_ERROR(watermarks_.Restore(*snapshot));
   SHORTFALL_RETURN_IF_ERROR(aggregator_.Restore(*snapshot));
+  SHORTFALL_RETURN_IF_ERROR(dwell_join_.Restore(*snapshot));
   SHORTFALL_RETURN_IF_ERROR(detection_.Restore(*snapshot));
   counters_ = PipelineCounters{};
   SHORTFALL_ASSIGN_OR_RETURN(std::optional<std::string> blob, snapshot->Get(kCountersNs, kCountersKey));
@@ -144,6 +146,13 @@ RecordResult VolumePipeline::Accept(PartitionKey partition) {
     // Cannot fail: non-actual events carry no groups, and lateness was checked.
     SHORTFALL_CHECK(aggregator_.Add(c.group, normalized_.corridor, normalized_.event_time, c.delta));
   }
+  if (normalized_.dwell != DwellRole::kNone) {
+    for (const GroupContribution& c : normalized_.groups) {
+      if (c.group == normalizer_.unclassified_group()) continue;
+      dwell_join_.Offer(c.group, normalized_.shipment_id, normalized_.dwell, normalized_.event_time,
+                        normalized_.corridor, &aggregator_);
+    }
+  }
   counters_.unclassified_lines += normalized_.unclassified_lines;
   Count(r);
   return r;
@@ -151,9 +160,13 @@ RecordResult VolumePipeline::Accept(PartitionKey partition) {
 
 void VolumePipeline::DrainClosedWindows(std::vector<WindowReport>* out) {
   aggregator_.AdvanceTo(watermarks_.Watermark(), out);
+  dwell_join_.Expire(aggregator_.closed_until());
 }
 
-void VolumePipeline::CloseAll(std::vector<WindowReport>* out) { aggregator_.CloseAll(out); }
+void VolumePipeline::CloseAll(std::vector<WindowReport>* out) {
+  aggregator_.CloseAll(out);
+  dwell_join_.Expire(aggregator_.closed_until());
+}
 
 void VolumePipeline::Detect(const std::vector<WindowReport>& reports, std::vector<v1::ShortageAlert>* alerts) {
   detection_.Detect(reports, alerts);
@@ -162,6 +175,7 @@ void VolumePipeline::Detect(const std::vector<WindowReport>& reports, std::vecto
 void VolumePipeline::Flush(StateWriteBatch* batch) {
   watermarks_.Flush(batch);
   aggregator_.Flush(batch);
+  dwell_join_.Flush(batch);
   detection_.Flush(batch);
   if (counters_dirty_) {
     internal::CountersState s;

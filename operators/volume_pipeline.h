@@ -1,13 +1,13 @@
 // VolumePipeline: the operator core end to end for one task — decode,
 // validate and normalise (EventNormalizer), lateness against per-partition
-// watermarks (WatermarkTracker), windowed volumes (VolumeAggregator), and the
-// detectors with their alert lifecycle (ShortageDetection) — with record
+// watermarks (WatermarkTracker), windowed volumes (VolumeAggregator) with
+// the border-dwell join feeding them (DwellJoin), and the detectors with their alert lifecycle (ShortageDetection) — with record
 // counters and state through a StateStore.
 //
 // `shortfall replay` runs it over an event file. The Kafka runtime runs the
 // same pieces split across the repartition topic: EventNormalizer and the
 // lateness check in stage one (where the original record is, for the DLQ),
-// VolumeAggregator in stage two (which must then also treat a contribution
+// VolumeAggregator and DwellJoin in stage two (which must then also treat a contribution
 // for a closed bucket as late: VolumeAggregator::Add reports it).
 //
 //   VolumePipeline pipeline(catalog, options);
@@ -38,6 +38,7 @@
 
 #include "operators/catalog.h"
 #include "operators/corridor.h"
+#include "operators/dwell_join.h"
 #include "operators/event_decoder.h"
 #include "operators/event_normalizer.h"
 #include "operators/invalid_reason.h"
@@ -115,6 +116,7 @@ class VolumePipeline {
 
   const PipelineCounters& counters() const { return counters_; }
   const VolumeAggregator& aggregator() const { return aggregator_; }
+  const DwellJoin& dwell_join() const { return dwell_join_; }
   const ShortageDetection& detection() const { return detection_; }
   const CorridorTable& corridors() const { return corridors_; }
   const WatermarkTracker& watermarks() const { return watermarks_; }
@@ -129,6 +131,7 @@ class VolumePipeline {
   EventNormalizer normalizer_;
   WatermarkTracker watermarks_;
   VolumeAggregator aggregator_;
+  DwellJoin dwell_join_;
   ShortageDetection detection_;
   PipelineCounters counters_;
   bool counters_dirty_ = false;

@@ -139,6 +139,10 @@ class Reporter {
          << c.invalid_total() << "  late " << c.late << "\n"
          << "out_of_order_accepted " << c.out_of_order << "  unclassified_goods_lines "
          << c.unclassified_lines << "\n";
+    const operators::DwellJoinCounters& d = pipeline_.dwell_join().counters();
+    out_ << "dwell_pairs " << d.joined << "  unpaired_expired " << d.expired << "  waiting "
+         << pipeline_.dwell_join().waiting() << "  negative " << d.negative << "  late " << d.late
+         << "  out_of_bound " << d.out_of_bound << "  repeated_sides " << d.repeated_sides << "\n";
     if (c.invalid_total() > 0) {
       out_ << "invalid by reason:\n";
       for (size_t i = 0; i < operators::kInvalidReasonCount; ++i) {

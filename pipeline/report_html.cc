@@ -513,7 +513,7 @@ void RenderLegend(const ReportPage& page, std::string* out) {
       {"<g class=\"alert open critical\"><path d=\"M5 1h12l-6 9Z\"/></g><g class=\"alert open warning\"><path "
        "d=\"M21 1h12l-6 9Z\"/></g>",
        "alert OPEN, critical or warning (every kind; label: drop = volume_drop, holds = customs_hold_spike, "
-       "value = unit_value_spike); hover a marker for the alert record"},
+       "value = unit_value_spike, dwell = dwell_time_rise); hover a marker for the alert record"},
       {"<g class=\"alert updated warning\"><path d=\"M9 3l4 4-4 4-4-4Z\"/></g><g class=\"alert resolved "
        "resolved\"><circle cx=\"26\" cy=\"7\" r=\"4\"/></g>",
        "alert UPDATED (severity or evidence changed); RESOLVED"},

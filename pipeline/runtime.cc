@@ -196,12 +196,14 @@ struct Runtime::StageOneTask {
 struct Runtime::StageTwoTask {
   StageTwoTask(const RunConfig& config, const std::vector<std::string>& group_names)
       : aggregator(config.pipeline.window, group_names, &corridors),
+        dwell_join(config.pipeline.detection.dwell_join, group_names, &corridors),
         detection(config.pipeline.detection, config.pipeline.window, group_names, &corridors) {}
   std::unique_ptr<RocksDbStateStore> store;
   std::string changelog;  // as StageOneTask's
   int64_t committed_offset = -1;
   operators::CorridorTable corridors;
   operators::VolumeAggregator aggregator;
+  operators::DwellJoin dwell_join;
   operators::ShortageDetection detection;
   operators::SourceWatermarks sources;
   std::vector<v1::ShortageAlert> alerts;
@@ -490,6 +492,7 @@ Status Runtime::OpenStageTwo(const TopicPartition& tp) {
   task->changelog = ChangelogTopicName(options_.config, kVolumesStore);
   SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {task->changelog, tp.partition}, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
+  SHORTFALL_RETURN_IF_ERROR(task->dwell_join.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->detection.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
   for (const auto& [source, partition] : input_partitions_) task->sources.Expect(PartitionKey{source, partition});
@@ -622,6 +625,10 @@ Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
   ++stats_.accepted;
   for (const operators::GroupContribution& c : task.event.groups) {
     task.buffer.Add(c.group, task.event.corridor, task.event.event_time, c.delta);
+    if (task.event.dwell != operators::DwellRole::kNone && c.group != task.normalizer.unclassified_group()) {
+      task.buffer.AddDwellMarker(c.group, task.event.corridor, task.event.event_time, task.event.dwell,
+                                 task.event.shipment_id);
+    }
   }
   return OkStatus();
 }
@@ -653,10 +660,19 @@ Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message
     if (!task.aggregator.AddToSeries(operators::SeriesKey{*group, *corridor}, c.bucket_start_ms(), delta)) {
       ++stats_.late_after_repartition;
     }
+    for (const internal::DwellMarker& m : c.dwell_markers()) {
+      const auto role = static_cast<operators::DwellRole>(m.role());
+      if (*corridor == operators::kAllCorridors ||
+          (role != operators::DwellRole::kArrival && role != operators::DwellRole::kRelease)) {
+        continue;  // not written by this version's stage one
+      }
+      task.dwell_join.Offer(*group, m.shipment_id(), role, m.event_time_ms(), *corridor, &task.aggregator);
+    }
   }
   task.sources.Update(source, r.source_watermark_ms(), r.source_idle());
   task.reports.clear();
   task.aggregator.AdvanceTo(task.sources.Combined(), &task.reports);
+  task.dwell_join.Expire(task.aggregator.closed_until());
   stats_.windows_closed += task.reports.size();
   return Detect(task);
 }
@@ -736,6 +752,13 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
       c->set_corridor(task.corridors.Code(e.series.corridor));
       c->set_bucket_start_ms(e.bucket_start);
       operators::ToState(e.volume, c->mutable_volume());
+      c->clear_dwell_markers();
+      for (const operators::ContributionBuffer::Marker& m : e.markers) {
+        internal::DwellMarker* out = c->add_dwell_markers();
+        out->set_shipment_id(m.shipment_id);
+        out->set_role(static_cast<uint32_t>(m.role));
+        out->set_event_time_ms(m.event_time);
+      }
       record.SerializeToString(&bytes);
       // Keyed by group: all series of a group meet in one stage-two task (docs/runtime.md).
       SHORTFALL_RETURN_IF_ERROR(Send({.topic = repartition_topic_, .key = c->group(), .value = bytes}));
@@ -787,6 +810,7 @@ Status Runtime::Commit(const std::vector<TopicPartition>* only, DurationMs flush
   for (auto& [tp, task] : stage_two_) {
     if (PendingCommit* p = collect(tp, *task)) {
       task->aggregator.Flush(&p->batch);
+      task->dwell_join.Flush(&p->batch);
       task->detection.Flush(&p->batch);
       task->sources.Flush(&p->batch);
     }

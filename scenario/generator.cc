@@ -613,6 +613,13 @@ double ValueFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) 
   }
   return factor;
 }
+double DwellFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
+  double factor = 1.0;
+  for (const Disruption* d : list) {
+    if (InForce(*d, t)) factor *= d->dwell_factor;
+  }
+  return factor;
+}
 
 // A bound on the rate factor over [from, to), at least 1: the rate to draw at
 // before thinning (a ramp's rate_factor bounds it, reached or not).
@@ -684,6 +691,7 @@ struct Tweaks {
   double value_factor = 1.0;               // lines of the shipment's own category
   double unclassified_value_factor = 1.0;  // unclassified lines riding along
   double hold_factor = 1.0;                // on the inspection probability
+  double dwell_factor = 1.0;               // on the time from arrival to release (StretchDwell)
   Rng* wave = nullptr;                     // draws of the extra inspections; set when hold_factor > 1
 };
 
@@ -829,6 +837,23 @@ void BuildShipment(int corridor, int category, int id_space, uint64_t number, Ti
   }
 }
 
+// Disruption::dwell_factor: the release comes `factor` times as long after
+// the arrival, and the gate-out as long after the release as before; the
+// inspection events keep their times. Draws nothing.
+void StretchDwell(double factor, Timeline* t) {
+  auto at = [t](Kind kind) -> TimestampMs& { return (*t)[static_cast<size_t>(kind)]; };
+  const TimestampMs arri = at(Kind::kArri);
+  const TimestampMs released = at(Kind::kReleased);
+  const DurationMs after_release = at(Kind::kGtot) - released;
+  TimestampMs stretched = arri + static_cast<DurationMs>(static_cast<double>(released - arri) * factor);
+  // Never before an inspection event it followed (a factor below 1).
+  for (Kind kind : {Kind::kExamSelected, Kind::kHoldReleased}) {
+    if (at(kind) != kMinTimestamp) stretched = std::max(stretched, at(kind));
+  }
+  at(Kind::kReleased) = stretched;
+  at(Kind::kGtot) = stretched + after_release;
+}
+
 void FillGoods(const Shipment& s, google::protobuf::RepeatedPtrField<v1::GoodsLine>* goods) {
   for (int i = 0; i < s.line_count; ++i) {
     const Line& line = s.lines[static_cast<size_t>(i)];
@@ -961,6 +986,9 @@ Status ValidateOptions(const GeneratorOptions& options) {
     }
     if (!(d.value_factor > 0) || !(d.value_factor <= 1000)) {
       return InvalidArgumentError(field + "value_factor: must be in (0, 1000]");
+    }
+    if (!(d.dwell_factor > 0) || !(d.dwell_factor <= 100)) {
+      return InvalidArgumentError(field + "dwell_factor: must be in (0, 100]");
     }
   }
   if (!(options.rate_scale > 0) || !(options.rate_scale <= 100)) {
@@ -1172,10 +1200,12 @@ void Generator::GenerateHour() {
           tweaks.unclassified_value_factor =
               ValueFactorAt(st.disruptions[StreamIndex(c, kUnclassified)], arri);
           tweaks.hold_factor = HoldFactorAt(disruptions, arri);
+          tweaks.dwell_factor = DwellFactorAt(disruptions, arri);
           tweaks.wave = &st.wave[stream];
         }
         BuildShipment(c, k, c, st.shipment_counter[stream]++, arri, options.partitions, tweaks, rng,
                       &s, &timeline);
+        if (tweaks.dwell_factor != 1.0) StretchDwell(tweaks.dwell_factor, &timeline);
         s.pending = 0;
 
         for (int kind = 0; kind < kKindCount; ++kind) {

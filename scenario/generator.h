@@ -28,17 +28,17 @@
 // out_of_order_rate (or a DeliveryBurst) never changes which shipments exist
 // or their contents and event times; a disruption with rate_factor <= 1
 // changes only the shipments of the (corridor, category) pairs it targets;
-// hold_factor and value_factor change no shipment's existence, contents (but
-// the declared values) or delivery, only add inspection events or raise
-// values; an idle partition changes partitions only (and, since late and
+// hold_factor, value_factor and dwell_factor change no shipment's existence,
+// contents (but the declared values) or delivery, only add inspection
+// events, raise values or move releases and gate-outs; an idle partition changes partitions only (and, since late and
 // malformed records are placed by each partition's newest event, which of
 // those are written and their event times). (`events` caps the total, so how
 // far in time the run reaches moves with every option.) With none of the
 // options added after the first release set (rate_scale 1, no shape,
-// hold_factor, value_factor, group "*", origin_country, delivery_bursts or
-// idle_partition), the output is byte for byte what that release wrote; a
-// test pins it. (origin_country only narrows which (corridor, category)
-// pairs a disruption targets: it draws nothing.)
+// hold_factor, value_factor, dwell_factor, group "*", origin_country,
+// delivery_bursts or idle_partition), the output is byte for byte what that
+// release wrote; a test pins it. (origin_country only narrows which
+// (corridor, category) pairs a disruption targets: it draws nothing.)
 //
 // What a shipment is. Each shipment crosses one corridor (see
 // ScenarioCorridors()) and produces, in event-time order:
@@ -186,6 +186,11 @@ struct Disruption {
   // port_of_entry too, both must match. A shift of supply between origins
   // is two disruptions, one per origin.
   std::string origin_country{};
+  // Multiplies the time from the shipment's arrival (ARRI) to its customs
+  // RELEASED (a slowdown at the border: staffing, a system outage); the
+  // gate-out follows the release as before, exams and holds keep their
+  // times. In (0, 100]. Default 1. Draws nothing.
+  double dwell_factor = 1.0;
 };
 
 // A stretch of event time in which more records than usual arrive out of

@@ -157,7 +157,13 @@ std::vector<NamedScenario> Build() {
     Disruption d = From(wave, 1.0);
     d.hold_factor = 6;
     s.options.disruptions = {d};
-    s.truth = {wave};
+    // Six times the exams and holds keep six times the shipments hours
+    // instead of minutes at the border: the typical PPE stay at Laredo is
+    // several times longer that week. A dwell alert says so truly.
+    TruthEntry dwell = wave;
+    dwell.what = "PPE at Laredo held at the border far longer that week (the same wave, seen in dwell)";
+    dwell.alert = ExpectedAlert::kDwellTimeRise;
+    s.truth = {wave, dwell};
     all.push_back(std::move(s));
   }
   {
@@ -216,6 +222,28 @@ std::vector<NamedScenario> Build() {
       s.options.disruptions.push_back(after);
     }
     s.truth = {shift};
+    all.push_back(std::move(s));
+  }
+  {
+    NamedScenario s;
+    s.name = "border_slowdown";
+    s.description =
+        "Releases of semiconductors at Laredo (port 2304) take four times as long after arrival for a week "
+        "from 2026-02-02 (a customs system outage, short staffing); arrivals, exams and holds are "
+        "unchanged; about 44 days of trade.";
+    s.options.seed = 111;
+    s.options.events = 162000;
+    const TruthEntry slowdown{.group = "semiconductors",
+                              .port_of_entry = "2304",
+                              .start = Day(28),
+                              .end = Day(35),
+                              .shortage = true,
+                              .what = "chip releases at Laredo take four times as long for a week",
+                              .alert = ExpectedAlert::kDwellTimeRise};
+    Disruption d = From(slowdown, 1.0);
+    d.dwell_factor = 4;
+    s.options.disruptions = {d};
+    s.truth = {slowdown};
     all.push_back(std::move(s));
   }
   {
@@ -355,6 +383,7 @@ std::string_view ExpectedAlertName(ExpectedAlert alert) {
     case ExpectedAlert::kCustomsHoldSpike: return "customs_hold_spike";
     case ExpectedAlert::kUnitValueSpike: return "unit_value_spike";
     case ExpectedAlert::kOriginConcentration: return "origin_concentration";
+    case ExpectedAlert::kDwellTimeRise: return "dwell_time_rise";
   }
   return "none";
 }

@@ -35,9 +35,10 @@ enum class ExpectedAlert : uint8_t {
   kCustomsHoldSpike,  // ALERT_KIND_CUSTOMS_HOLD_SPIKE
   kUnitValueSpike,    // ALERT_KIND_UNIT_VALUE_SPIKE
   kOriginConcentration,  // ALERT_KIND_ORIGIN_CONCENTRATION
+  kDwellTimeRise,        // ALERT_KIND_DWELL_TIME_RISE
 };
 // "none", "volume_drop", "customs_hold_spike", "unit_value_spike",
-// "origin_concentration".
+// "origin_concentration", "dwell_time_rise".
 std::string_view ExpectedAlertName(ExpectedAlert alert);
 
 struct TruthEntry {

@@ -46,5 +46,20 @@ TEST(ContributionBuffer, DrainAppendsAndLeavesTheBufferEmpty) {
   EXPECT_EQ(out.size(), 3u);
 }
 
+TEST(ContributionBuffer, DwellMarkersRideWithTheirCorridorSeriesOnlyInOrder) {
+  ContributionBuffer buffer(kMsPerHour);
+  buffer.Add(0, 2, 10 * kMsPerMinute, Shipments(1));
+  buffer.AddDwellMarker(0, 2, 10 * kMsPerMinute, DwellRole::kArrival, "B");
+  buffer.AddDwellMarker(0, 2, 20 * kMsPerMinute, DwellRole::kRelease, "A");
+  std::vector<ContributionBuffer::Entry> out;
+  buffer.Drain(&out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].series.corridor, kAllCorridors);
+  EXPECT_TRUE(out[0].markers.empty()) << "not on the group total";
+  const std::vector<ContributionBuffer::Marker> want = {{"B", DwellRole::kArrival, 10 * kMsPerMinute},
+                                                       {"A", DwellRole::kRelease, 20 * kMsPerMinute}};
+  EXPECT_EQ(out[1].markers, want);
+}
+
 }  // namespace
 }  // namespace shortfall::operators

@@ -100,6 +100,50 @@ TEST_F(EventNormalizerTest, CustomsEventCountsOneDeclarationPerGroupUnderItsStat
   EXPECT_EQ(out_.groups[0].delta.shipments, 0u);
 }
 
+TEST_F(EventNormalizerTest, TheCountingArrivalAndTheReleaseAreTheTwoSidesOfTheDwellJoin) {
+  // Given the counting arrival of SHP-1 and its declaration's status changes
+  ASSERT_FALSE(Run(Arrival(kMonday)).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kArrival);
+  EXPECT_EQ(out_.shipment_id, "SHP-1");
+  ASSERT_FALSE(Run(Customs(kMonday + kMsPerHour, v1::CUSTOMS_STATUS_RELEASED)).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kRelease);
+  EXPECT_EQ(out_.shipment_id, "SHP-1") << "the shipment the declaration names, not the declaration";
+  // Then nothing else is a side: other statuses, other shipment events
+  ASSERT_FALSE(Run(Customs(kMonday, v1::CUSTOMS_STATUS_HOLD_RELEASED)).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+  EXPECT_TRUE(out_.shipment_id.empty());
+  v1::ShipmentEvent departure = Arrival(kMonday);
+  departure.set_event_type_code("DEPA");
+  ASSERT_FALSE(Run(departure).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+  v1::ShipmentEvent inland = Arrival(kMonday);
+  inland.set_facility_type("INTE");  // an arrival that is not at the border
+  ASSERT_FALSE(Run(inland).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+}
+
+TEST_F(EventNormalizerTest, NoDwellSideWithoutACatalogGroupOrWithoutTheShipment) {
+  // A release of unclassified goods only: nothing to measure dwell for
+  v1::CustomsEvent cars = Customs(kMonday, v1::CUSTOMS_STATUS_RELEASED);
+  cars.mutable_goods()->Clear();
+  AddLine(cars.mutable_goods(), "870323", 2, "NAR", 3000, 50000);
+  ASSERT_FALSE(Run(cars).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+  // A release that does not say which shipment it is: no side either (the
+  // event still counts its declaration)
+  v1::CustomsEvent anonymous = Customs(kMonday, v1::CUSTOMS_STATUS_RELEASED);
+  anonymous.clear_shipment_id();
+  ASSERT_FALSE(Run(anonymous).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+  EXPECT_EQ(out_.groups.size(), 1u);
+  // Then a later valid event starts clean after an invalid one
+  v1::ShipmentEvent bad = Arrival(kMonday);
+  bad.set_event_type_code("XXXX");
+  ASSERT_FALSE(Run(Arrival(kMonday)).has_value());
+  ASSERT_TRUE(Run(bad).has_value());
+  EXPECT_EQ(out_.dwell, DwellRole::kNone);
+}
+
 TEST_F(EventNormalizerTest, Hs2017CodesClassifyByTheirRevision) {
   v1::ShipmentEvent e = Arrival(kMonday);
   e.mutable_goods(0)->set_hs_code("401511");

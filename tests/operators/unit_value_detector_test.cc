@@ -180,7 +180,7 @@ TEST(UnitValueOptions, ValidationNamesTheField) {
   o.baseline_window = 24 * kHour;
   EXPECT_EQ(o.Validate(windows).message(), "unit_value.baseline_window: 24h (want longer than unit_value.window, 24h)");
   o = {};
-  o.price_sd = 0;
+  o.sample_sd = 0;
   EXPECT_EQ(o.Validate(windows).message(), "unit_value.price_sd: 0 (want > 0)");
   o = {};
   o.min_ratio = 0.9;

@@ -634,9 +634,9 @@ detection:
   EXPECT_FALSE(u.enabled);
   EXPECT_EQ(u.window, 72 * kMsPerHour);
   EXPECT_EQ(u.baseline_window, 7 * kMsPerDay);
-  EXPECT_EQ(u.min_lines, 5);
-  EXPECT_EQ(u.min_reference_lines, 8);
-  EXPECT_EQ(u.price_sd, 0.7);
+  EXPECT_EQ(u.min_samples, 5);
+  EXPECT_EQ(u.min_reference_samples, 8);
+  EXPECT_EQ(u.sample_sd, 0.7);
   EXPECT_EQ(u.relative_floor, 0.1);
   EXPECT_EQ(u.cusum_slack, 2);
   EXPECT_EQ(u.cusum_threshold, 7);
@@ -718,6 +718,43 @@ detection:
   ASSERT_TRUE(ApplyOverride("detection.origin_concentration.others_ratio=1", &config).ok());
   EXPECT_EQ(ValidateRunConfig(config).message(),
             "detection.origin_concentration.others_ratio: 1 (want > 0 and < 1)");
+}
+
+TEST(ParseRunConfig, ReadsTheDwellKeysAndValidationNamesThem) {
+  // Given every detection.dwell key set away from its default,
+  RunConfig config = Parsed(R"(
+window: {rolling: [24h, 72h, 7d]}
+detection:
+  dwell: {enabled: false, window: 72h, baseline_window: 7d, min_releases: 5, min_reference_releases: 8,
+          dwell_sd: 0.7, relative_floor: 0.1, cusum_slack: 2, cusum_threshold: 7, recover_z: 0.5,
+          min_ratio: 1.8, max_held: 10d, time_bound: 3d}
+)");
+  // then each lands in its field,
+  const operators::DwellOptions& d = config.pipeline.detection.dwell;
+  EXPECT_FALSE(d.enabled);
+  EXPECT_EQ(d.window, 72 * kMsPerHour);
+  EXPECT_EQ(d.baseline_window, 7 * kMsPerDay);
+  EXPECT_EQ(d.min_samples, 5);
+  EXPECT_EQ(d.min_reference_samples, 8);
+  EXPECT_EQ(d.sample_sd, 0.7);
+  EXPECT_EQ(d.relative_floor, 0.1);
+  EXPECT_EQ(d.cusum_slack, 2);
+  EXPECT_EQ(d.cusum_threshold, 7);
+  EXPECT_EQ(d.recover_z, 0.5);
+  EXPECT_EQ(d.min_ratio, 1.8);
+  EXPECT_EQ(d.max_held, 10 * kMsPerDay);
+  EXPECT_EQ(config.pipeline.detection.dwell_join.time_bound, 3 * kMsPerDay);
+  RunConfig defaults;
+  defaults.pipeline.window.rolling = config.pipeline.window.rolling;
+  EXPECT_FALSE(config == defaults) << "operator== compares them";
+  config.brokers = "k:9092";
+  EXPECT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
+  // and a value out of range is refused naming its key path.
+  ASSERT_TRUE(ApplyOverride("detection.dwell.min_releases=0", &config).ok());
+  EXPECT_EQ(ValidateRunConfig(config).message(), "detection.dwell.min_releases: 0 (want >= 1)");
+  ASSERT_TRUE(ApplyOverride("detection.dwell.min_releases=5", &config).ok());
+  ASSERT_TRUE(ApplyOverride("detection.dwell.time_bound=10m", &config).ok());
+  EXPECT_EQ(ValidateRunConfig(config).message(), "detection.dwell.time_bound: 10m (want 1h to 90d)");
 }
 
 TEST(GuaranteeName, ReadsBackThroughParseGuarantee) {

@@ -942,6 +942,67 @@ TEST(Generator, ValueFactorRaisesUnitValuesOfItsGroupAndChangesNothingElse) {
   EXPECT_GT(changed_lines, battery_arrivals);  // ARRI and customs events carry the lines
 }
 
+TEST(Generator, DwellFactorStretchesReleasesOfItsGroupAndPortAndChangesNothingElse) {
+  // Given a run, and the same with PPE releases at Laredo taking three times as long for four days
+  GeneratorOptions options;
+  options.events = 60000;
+  const Window window{options.start + 5 * kMsPerDay, options.start + 9 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{"ppe", "2304", window.start, window.end, 1.0};
+  d.dwell_factor = 3.0;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> slow = Generate(options);
+  // Each valid event by id, without its publish time (a later release is published later)
+  const auto by_id = [](const std::vector<EventRecord>& records) {
+    std::map<std::string, EventRecord> out;
+    for (EventRecord r : records) {
+      if (r.has_raw_value() || !Problems(r).empty()) continue;
+      if (r.has_customs()) {
+        r.mutable_customs()->clear_publish_time();
+        out[r.customs().event_id()] = r;
+      } else {
+        r.mutable_shipment()->clear_publish_time();
+        out[r.shipment().event_id()] = r;
+      }
+    }
+    return out;
+  };
+  const std::map<std::string, EventRecord> a = by_id(base), b = by_id(slow);
+  std::map<std::string, TimestampMs> arrival;
+  for (const EventRecord& r : base) {
+    if (IsArrival(r)) arrival[r.shipment().shipment_id()] = EventTime(r);
+  }
+  const TimestampMs compared_until = window.end + 3 * kMsPerDay;  // the event cap cuts both runs' tails
+  size_t stretched = 0;
+  for (const auto& [id, x] : a) {
+    if (EventTime(x) >= compared_until) continue;
+    auto it = b.find(id);
+    const std::string& shipment = x.has_customs() ? x.customs().shipment_id() : x.shipment().shipment_id();
+    const bool targeted = shipment[3] == '1' && arrival.count(shipment) &&
+                          arrival[shipment] >= window.start && arrival[shipment] < window.end &&
+                          (x.has_customs() ? x.customs().corridor().port_of_entry()
+                                           : x.shipment().corridor().port_of_entry()) == "2304";
+    const bool moves = targeted && ((x.has_customs() && x.customs().status() == v1::CUSTOMS_STATUS_RELEASED) ||
+                                    (x.has_shipment() && x.shipment().event_type_code() == "GTOT"));
+    if (it == b.end()) {
+      ADD_FAILURE() << id << " missing with the slowdown";
+      continue;
+    }
+    if (!moves) {
+      EXPECT_EQ(it->second.SerializeAsString(), x.SerializeAsString()) << id;
+      continue;
+    }
+    // Then the targeted releases come three times as long after their arrival
+    if (x.has_customs()) {
+      const TimestampMs arri = arrival[shipment];
+      EXPECT_NEAR(static_cast<double>(EventTime(it->second) - arri), 3.0 * static_cast<double>(EventTime(x) - arri), 1.0)
+          << id;
+      ++stretched;
+    }
+  }
+  EXPECT_GT(stretched, 20u);  // PPE at Laredo: about ten a weekday
+}
+
 // Valid records behind their partition's maximum event time by more than
 // the lateness (late) or by more than 20 min, twice the longest usual
 // publish delay (out of order, or late), counted by whether their event
@@ -1125,6 +1186,8 @@ TEST(ValidateOptions, ChecksTheNewerFieldsNamingThem) {
   EXPECT_NE(error_of(with([](Disruption& d) { d.value_factor = 0; })).find("disruptions[0].value_factor"),
             std::string::npos);
   EXPECT_NE(error_of(with([](Disruption& d) { d.origin_country = "DE"; })).find("disruptions[0].origin_country"),
+            std::string::npos);
+  EXPECT_NE(error_of(with([](Disruption& d) { d.dwell_factor = 0; })).find("disruptions[0].dwell_factor"),
             std::string::npos);
   EXPECT_NE(error_of(with([](Disruption& d) { d.shape = static_cast<DisruptionShape>(9); }))
                 .find("disruptions[0].shape"),

@@ -4,7 +4,9 @@
 // that split in process, with the repartition protocol the runtime uses —
 // contributions carry the watermark their source had at its previous drain,
 // and a watermark-only record follows each drain — and checks it computes
-// what VolumePipeline (replay) computes from the same records.
+// what VolumePipeline (replay) computes from the same records, border dwell
+// included: its join sides reach stage two in the contributions and pair
+// there (DwellJoin).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -12,6 +14,7 @@
 
 #include "operators/catalog.h"
 #include "operators/contribution_buffer.h"
+#include "operators/dwell_join.h"
 #include "operators/event_normalizer.h"
 #include "operators/source_watermarks.h"
 #include "operators/volume_aggregator.h"
@@ -63,6 +66,7 @@ TEST(TwoStageEquivalence, StageOneAndStageTwoOverTheRepartitionProtocolMatchRepl
   WatermarkTracker watermarks(options.window.allowed_lateness);
   std::map<PartitionKey, std::unique_ptr<StageOneTask>> tasks;
   VolumeAggregator stage_two(options.window, CountedGroupNames(catalog), &corridors);
+  DwellJoin join(options.detection.dwell_join, CountedGroupNames(catalog), &corridors);
   SourceWatermarks source_watermarks;
   for (int32_t p = 0; p < gen.partitions; ++p) {  // the runtime learns these from topic metadata
     source_watermarks.Expect(PartitionKey{EventSource::kShipments, p});
@@ -76,11 +80,15 @@ TEST(TwoStageEquivalence, StageOneAndStageTwoOverTheRepartitionProtocolMatchRepl
     for (const ContributionBuffer::Entry& e : entries) {
       source_watermarks.Update(source, task.sent_watermark, false);
       if (!stage_two.AddToSeries(e.series, e.bucket_start, e.volume)) ++late_at_stage_two;
+      for (const ContributionBuffer::Marker& m : e.markers) {
+        join.Offer(e.series.group, m.shipment_id, m.role, m.event_time, e.series.corridor, &stage_two);
+      }
     }
     task.sent_watermark = watermarks.PartitionWatermark(source);
     source_watermarks.Update(source, task.sent_watermark, false);  // the watermark-only record
     std::vector<WindowReport> reports;
     stage_two.AdvanceTo(source_watermarks.Combined(), &reports);
+    join.Expire(stage_two.closed_until());
   };
 
   NormalizedEvent ev;
@@ -108,7 +116,12 @@ TEST(TwoStageEquivalence, StageOneAndStageTwoOverTheRepartitionProtocolMatchRepl
       if (ev.actual && watermarks.Admit(source, ev.event_time) == Admission::kLate) {
         ++late_at_stage_one;
       } else {
-        for (const GroupContribution& c : ev.groups) task->buffer.Add(c.group, ev.corridor, ev.event_time, c.delta);
+        for (const GroupContribution& c : ev.groups) {
+          task->buffer.Add(c.group, ev.corridor, ev.event_time, c.delta);
+          if (ev.dwell != DwellRole::kNone && c.group != normalizer.unclassified_group()) {
+            task->buffer.AddDwellMarker(c.group, ev.corridor, ev.event_time, ev.dwell, ev.shipment_id);
+          }
+        }
       }
     }
     if (i % 1000 == 999) {  // a commit interval
@@ -132,6 +145,20 @@ TEST(TwoStageEquivalence, StageOneAndStageTwoOverTheRepartitionProtocolMatchRepl
     EXPECT_EQ(a[i].rolling, b[i].rolling) << corridors.Code(b[i].series.corridor);
   }
   EXPECT_EQ(replay.aggregator().closed_until(), stage_two.closed_until());
+  // Dwell: most shipments pair, and exactly as in replay (the samples are in
+  // the totals and windows compared above; the pairs counted here)
+  EXPECT_GT(join.counters().joined, 2000u);
+  EXPECT_LT(join.counters().expired + join.waiting(), join.counters().joined / 100)
+      << "sides left unpaired: the late records' shipments and the ones in flight at the end";
+  EXPECT_EQ(join.counters().joined, replay.dwell_join().counters().joined);
+  EXPECT_EQ(join.counters().late, 0u);
+  EXPECT_EQ(replay.dwell_join().counters().late, 0u);
+  uint64_t samples = 0;
+  for (const SeriesSummary& s : b) {
+    if (s.series.corridor == kAllCorridors) continue;
+    for (const PriceSum& d : s.total.dwell) samples += d.lines;
+  }
+  EXPECT_EQ(samples, join.counters().joined) << "each pair is one sample of its corridor";
 }
 
 }  // namespace
