@@ -204,6 +204,7 @@ struct Runtime::StageTwoTask {
   operators::CorridorTable corridors;
   operators::VolumeAggregator aggregator;
   operators::DwellJoin dwell_join;
+  operators::DwellJoinCounters published_join;  // dwell_join's counters as last published
   operators::ShortageDetection detection;
   operators::SourceWatermarks sources;
   std::vector<v1::ShortageAlert> alerts;
@@ -493,6 +494,7 @@ Status Runtime::OpenStageTwo(const TopicPartition& tp) {
   SHORTFALL_RETURN_IF_ERROR(OpenStore(tp, {task->changelog, tp.partition}, &task->store, &task->restored_offset));
   SHORTFALL_RETURN_IF_ERROR(task->aggregator.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->dwell_join.Restore(*task->store));
+  task->published_join = task->dwell_join.counters();  // earlier counts were published where they happened
   SHORTFALL_RETURN_IF_ERROR(task->detection.Restore(*task->store));
   SHORTFALL_RETURN_IF_ERROR(task->sources.Restore(*task->store));
   for (const auto& [source, partition] : input_partitions_) task->sources.Expect(PartitionKey{source, partition});
@@ -986,6 +988,26 @@ std::pair<bool, std::string> Runtime::Readiness() const {
   return {true, ""};
 }
 
+void Runtime::PublishDwellJoin(RuntimeProbe* probe, StageTwoTask* task) {
+  const operators::DwellJoinCounters& now = task->dwell_join.counters();
+  operators::DwellJoinCounters& then = task->published_join;
+  const std::array<std::pair<uint64_t, uint64_t*>, kDwellJoinOutcomes.size()> counts = {{
+      {now.joined, &then.joined},
+      {now.expired, &then.expired},
+      {now.negative, &then.negative},
+      {now.late, &then.late},
+      {now.out_of_bound, &then.out_of_bound},
+      {now.repeated_sides, &then.repeated_sides},
+  }};
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const auto [current, published] = counts[i];
+    // Lower after a restore that went back to the last commit: those counts
+    // were published already and come again.
+    if (current > *published) probe->AddDwellJoin(kDwellJoinOutcomes[i], current - *published);
+    *published = current;
+  }
+}
+
 void Runtime::PublishMetrics() {
   RuntimeProbe* probe = options_.probe;
   if (probe == nullptr) return;
@@ -1026,11 +1048,14 @@ void Runtime::PublishMetrics() {
     count_store(*task->store);
   }
   std::optional<TimestampMs> watermark;
+  uint64_t waiting_sides = 0;
   std::map<std::pair<std::string, std::string>, int64_t> open;  // (group, kind) -> open alerts
   for (const auto& [tp, task] : stage_two_) {
     Result<int64_t> lag = consumer_->Lag(tp);
     if (lag.ok()) probe->SetConsumerLag(tp.topic, tp.partition, *lag);
     count_store(*task->store);
+    PublishDwellJoin(probe, task.get());
+    waiting_sides += task->dwell_join.waiting();
     const TimestampMs closed = task->aggregator.closed_until();
     if (closed != kMinTimestamp) watermark = watermark ? std::min(*watermark, closed) : closed;
     const operators::WindowOptions& w = task->aggregator.options();
@@ -1060,6 +1085,7 @@ void Runtime::PublishMetrics() {
   }
   for (const auto& [key, n] : open) open_alert_keys_.insert(key);
   probe->SetStateStore(keys, bytes, memory);
+  probe->SetDwellJoinWaiting(waiting_sides);
   if (watermark) {
     const TimestampMs now_ms = SystemClock().NowMs();
     probe->SetEventTimeWatermark(static_cast<double>(*watermark) / 1000);

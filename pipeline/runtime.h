@@ -212,6 +212,8 @@ class Runtime : public RebalanceListener {
   static constexpr DurationMs kCommitFlushTimeout = 60 * kMsPerSecond;
   void CaptureFinalState();
   void PublishMetrics();
+  // Adds what the task's dwell join counted since the last call to probe.
+  void PublishDwellJoin(RuntimeProbe* probe, StageTwoTask* task);
 
   RuntimeOptions options_;
   const operators::Catalog& catalog_;

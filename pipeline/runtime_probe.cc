@@ -196,6 +196,18 @@ struct RuntimeProbe::Families {
                                "State records read back from a changelog topic into a local "
                                "store (exactly_once restore), in records, by changelog topic."),
                  {"topic"}),
+        dwell_join(CounterFamily(r, "shortfall_dwell_join_total",
+                                 "Outcomes of the border dwell join (arrival at the border with "
+                                 "customs release, per group and shipment), by outcome: joined "
+                                 "(pairs that made a dwell sample), expired (sides dropped unpaired "
+                                 "after detection.dwell.time_bound), negative (releases stamped "
+                                 "before their arrival, counted as 0), late, out_of_bound, "
+                                 "repeated_sides."),
+                   {"outcome"}),
+        dwell_join_waiting(GaugeFamily(r, "shortfall_dwell_join_waiting",
+                                       "Shipment sides waiting in the border dwell join for their "
+                                       "other side, in sides.")
+                               .Add({})),
         ready(GaugeFamily(r, "shortfall_ready",
                           "1 when this instance is ready (processing, with partitions "
                           "assigned), else 0.")
@@ -224,6 +236,8 @@ struct RuntimeProbe::Families {
   Series<prometheus::Gauge, 4> volume;
   Series<prometheus::Gauge, 4> baseline;
   Series<prometheus::Counter, 1> restored;
+  Series<prometheus::Counter, 1> dwell_join;
+  prometheus::Gauge& dwell_join_waiting;
   prometheus::Gauge& ready;
   Series<prometheus::Gauge, 1> build_info;
 };
@@ -269,6 +283,16 @@ void RuntimeProbe::AddLate(std::string_view stage, uint64_t n) {
 void RuntimeProbe::AddRestored(std::string_view changelog_topic, uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   families_->restored.Get({changelog_topic}).Increment(AsDouble(n));
+}
+
+void RuntimeProbe::AddDwellJoin(std::string_view outcome, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  families_->dwell_join.Get({outcome}).Increment(AsDouble(n));
+}
+
+void RuntimeProbe::SetDwellJoinWaiting(uint64_t sides) {
+  std::lock_guard<std::mutex> lock(mu_);
+  families_->dwell_join_waiting.Set(AsDouble(sides));
 }
 
 void RuntimeProbe::SetConsumerLag(std::string_view topic, int32_t partition, int64_t lag) {
@@ -354,6 +378,7 @@ void RuntimeProbe::SetReady(bool ready) {
 void RuntimeProbe::SetUp() {
   std::lock_guard<std::mutex> lock(mu_);
   families_->build_info.Get({version_}).Set(1);
+  for (std::string_view outcome : kDwellJoinOutcomes) families_->dwell_join.Get({outcome});
 }
 
 }  // namespace shortfall::pipeline

@@ -30,6 +30,9 @@
 //   shortfall_open_alerts{group,kind}                   gauge
 //   shortfall_volume{group,corridor,window,measure}     gauge
 //   shortfall_volume_baseline{group,corridor,window,measure}  gauge
+//   shortfall_restored_records_total{topic}             counter
+//   shortfall_dwell_join_total{outcome}                 counter, kDwellJoinOutcomes (at 0 from SetUp)
+//   shortfall_dwell_join_waiting                        gauge, sides
 //   shortfall_ready                                     gauge, 1 | 0
 //   shortfall_build_info{version}                       gauge, always 1
 // A labelled family, and each watermark gauge, has no sample until its verb
@@ -60,6 +63,7 @@
 #ifndef SHORTFALL_PIPELINE_RUNTIME_PROBE_H_
 #define SHORTFALL_PIPELINE_RUNTIME_PROBE_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -71,6 +75,11 @@ class Registry;
 }  // namespace prometheus
 
 namespace shortfall::pipeline {
+
+// The outcome labels of shortfall_dwell_join_total, as
+// operators::DwellJoinCounters names its fields.
+inline constexpr std::array<std::string_view, 6> kDwellJoinOutcomes = {
+    "joined", "expired", "negative", "late", "out_of_bound", "repeated_sides"};
 
 class RuntimeProbe {
  public:
@@ -137,6 +146,11 @@ class RuntimeProbe {
   // (exactly_once). Called from the restoring thread while it restores, so
   // progress shows before the task starts.
   void AddRestored(std::string_view changelog_topic, uint64_t n);
+
+  // `n` more border dwell join outcomes; `outcome` one of kDwellJoinOutcomes.
+  void AddDwellJoin(std::string_view outcome, uint64_t n);
+  // Sides waiting in the dwell join of every task of this instance.
+  void SetDwellJoinWaiting(uint64_t sides);
 
   // shortfall_ready: 1 when /readyz would answer ready.
   void SetReady(bool ready);

@@ -79,6 +79,8 @@ void CallEveryVerb(RuntimeProbe& probe) {
   probe.SetTasks("repartition", 4);
   probe.SetStateStore(1500, 1 << 20, 3 << 20);
   probe.AddRestored("app-volumes-changelog", 12);
+  probe.AddDwellJoin("joined", 5);
+  probe.SetDwellJoinWaiting(3);
   probe.AddAlert("semiconductors", "volume_drop", "critical", "open");
   probe.SetOpenAlerts("semiconductors", "volume_drop", 1);
   probe.SetVolume("semiconductors", "MX-US-2304", "7d", "shipments", 41);
@@ -238,6 +240,21 @@ TEST_F(RuntimeProbeTest, CountsRestoredRecordsByChangelogTopic) {
 
   EXPECT_TRUE(HasLine("shortfall_restored_records_total{topic=\"app-volumes-changelog\"} 1234"));
   EXPECT_TRUE(HasLine("shortfall_restored_records_total{topic=\"app-customs-watermarks-changelog\"} 2"));
+}
+
+TEST_F(RuntimeProbeTest, DwellJoinOutcomesExistAtZeroFromSetUpAndCount) {
+  EXPECT_FALSE(HasSeries("shortfall_dwell_join_total", "outcome=\"joined\""));
+  probe_.SetUp();
+  for (std::string_view outcome : kDwellJoinOutcomes) {
+    EXPECT_TRUE(HasLine("shortfall_dwell_join_total{outcome=\"" + std::string(outcome) + "\"} 0"));
+  }
+  probe_.AddDwellJoin("joined", 40);
+  probe_.AddDwellJoin("joined", 2);
+  probe_.AddDwellJoin("expired", 3);
+  probe_.SetDwellJoinWaiting(17);
+  EXPECT_TRUE(HasLine("shortfall_dwell_join_total{outcome=\"joined\"} 42"));
+  EXPECT_TRUE(HasLine("shortfall_dwell_join_total{outcome=\"expired\"} 3"));
+  EXPECT_TRUE(HasLine("shortfall_dwell_join_waiting 17"));
 }
 
 TEST_F(RuntimeProbeTest, ReportsReadinessAndBuildInfo) {
