@@ -171,6 +171,9 @@ int Application::Gen(const std::vector<std::string>& args) {
   flags.AddBool("keep-partitions",
                 "with --to-kafka: produce each record to the partition the generator gave it (the topics "
                 "need --partitions partitions), so a replay of the same seed sees the same partitions");
+  flags.AddBool("wall-clock-timestamps",
+                "with --to-kafka: give each record the time it is produced as its Kafka timestamp "
+                "instead of the scenario's record time (for measuring publish -> committed latency)");
   flags.Add("from-record", "N", "with --to-kafka: produce only records N onwards (0-based)", "0");
   flags.Add("to-record", "N", "with --to-kafka: produce only records before N (0: to the end)", "0");
   flags.Add("shipments-topic", "TOPIC", "topic of shipment events", "shipments.events.v1");
@@ -249,7 +252,7 @@ int Application::Gen(const std::vector<std::string>& args) {
   if (to_kafka && flags.Get("brokers").empty()) {
     return usage_error(InvalidArgumentError("--brokers LIST is required with --to-kafka"));
   }
-  for (const char* kafka_flag : {"brokers", "rate", "keep-partitions"}) {
+  for (const char* kafka_flag : {"brokers", "rate", "keep-partitions", "wall-clock-timestamps"}) {
     if (!to_kafka && flags.Has(kafka_flag)) {
       return usage_error(InvalidArgumentError("--" + std::string(kafka_flag) + " needs --to-kafka"));
     }
@@ -271,6 +274,7 @@ int Application::Gen(const std::vector<std::string>& args) {
     produce.format = *format;
     produce.rate = *rate;
     produce.keep_partitions = flags.GetBool("keep-partitions");
+    produce.wall_clock_timestamps = flags.GetBool("wall-clock-timestamps");
     produce.first = *first;
     produce.last = *last == 0 ? UINT64_MAX : *last;
     const Status produced = ProduceScenario(generator, **producer, produce, "shortfall gen", err_);

@@ -55,7 +55,7 @@ Status ProduceScenario(scenario::Generator& generator, KafkaProducer& producer, 
     out.value = *value;
     out.headers.emplace_back(kContentTypeHeader, content_type);
     if (options.keep_partitions) out.partition = record.partition();
-    if (record.has_record_time()) out.timestamp_ms = operators::TimestampToMs(record.record_time()).value_or(0);
+    if (record.has_record_time() && !options.wall_clock_timestamps) out.timestamp_ms = operators::TimestampToMs(record.record_time()).value_or(0);
     if (Status s = producer.Produce(out); !s.ok()) {
       failure = s;
       break;

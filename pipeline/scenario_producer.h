@@ -35,6 +35,9 @@ struct ProduceOptions {
   EventFileFormat format = EventFileFormat::kProtobuf;
   uint64_t rate = 0;             // records per second; 0 = as fast as the producer takes them
   bool keep_partitions = false;  // the generator's partition instead of the partitioner's
+  // Kafka timestamps: the producer's clock at send time instead of the
+  // scenario's record time.
+  bool wall_clock_timestamps = false;
   uint64_t first = 0;            // produce records [first, last) of the scenario (0-based)
   uint64_t last = UINT64_MAX;
   DurationMs flush_timeout = 90 * kMsPerSecond;

@@ -295,6 +295,29 @@ TEST(GenToKafka, ProducesExactlyTheGeneratedRecords) {
   EXPECT_EQ(with_content_type, got.size());
 }
 
+TEST(GenToKafka, WallClockTimestampsStampRecordsWithTheTimeTheyAreProduced) {
+  auto broker = StartBroker(1, kDefaultTopics);
+  ASSERT_NE(broker, nullptr);
+  const int64_t before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  Outcome r = Shortfall({"gen", "--to-kafka", "--brokers", broker->bootstrap(), "--events", "200",
+                         "--wall-clock-timestamps"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const int64_t after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  std::vector<Record> got =
+      ReadAll(broker->bootstrap(), {"shipments.events.v1", "customs.events.v1"}, 4, 200, 8000, /*settle=*/500);
+  ASSERT_EQ(got.size(), 200u);
+  for (const Record& rec : got) {
+    EXPECT_GE(rec.timestamp_ms, before);
+    EXPECT_LE(rec.timestamp_ms, after);
+  }
+  // and without --to-kafka the flag is refused.
+  EXPECT_EQ(Shortfall({"gen", "--events", "10", "--wall-clock-timestamps"}).exit_code, 2);
+}
+
 TEST(GenToKafka, JsonFormatSendsTheJsonMappingWithItsContentType) {
   auto broker = StartBroker(1, kDefaultTopics);
   ASSERT_NE(broker, nullptr);
