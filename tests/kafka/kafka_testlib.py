@@ -34,6 +34,7 @@ import re
 import signal
 import struct
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -54,8 +55,14 @@ MAX_RECORD_BYTES = 16777216  # what kcat may fetch and send: poison_records.py's
 # --- processes --------------------------------------------------------------------------------
 
 def sh(args, **kw):
-    """subprocess.run that raises on a non-zero exit and returns stdout and stderr as text."""
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+    """subprocess.run that raises on a non-zero exit and returns stdout and stderr as text.
+
+    A failure prints the command's stderr first: the exception alone does not say why."""
+    try:
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+    except subprocess.CalledProcessError as e:
+        sys.stderr.write("failed (exit %d): %s\n%s" % (e.returncode, " ".join(map(str, args)), e.stderr or ""))
+        raise
 
 
 class LoggedRun:
