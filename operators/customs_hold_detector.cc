@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
+#include "operators/detector_options.h"
 #include "shortfall/internal/state.pb.h"
 
 namespace shortfall::operators {
@@ -17,33 +17,19 @@ constexpr size_t kExam = v1::CUSTOMS_STATUS_EXAM_SELECTED;
 // The rate at or above which a firing episode is CRITICAL, in units of p0.
 constexpr double kCriticalRatio = 4.0;
 
-std::string Num(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", x);
-  return buffer;
-}
-
 }  // namespace
 
 Status CustomsHoldOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(ValidateSeasonalRing("customs_hold", window, baseline_weeks, min_history_weeks, windows));
   if (!std::isfinite(min_filings) || min_filings < 0) {
-    return InvalidArgumentError("customs_hold.min_filings: " + Num(min_filings) + " (want >= 0)");
+    return InvalidArgumentError("customs_hold.min_filings: " + OptionNumber(min_filings) + " (want >= 0)");
   }
   if (!std::isfinite(overdispersion) || overdispersion < 0) {
-    return InvalidArgumentError("customs_hold.overdispersion: " + Num(overdispersion) + " (want >= 0)");
+    return InvalidArgumentError("customs_hold.overdispersion: " + OptionNumber(overdispersion) + " (want >= 0)");
   }
-  if (!std::isfinite(cusum_slack) || cusum_slack < 0) {
-    return InvalidArgumentError("customs_hold.cusum_slack: " + Num(cusum_slack) + " (want >= 0)");
-  }
-  if (!std::isfinite(cusum_threshold) || cusum_threshold <= 0) {
-    return InvalidArgumentError("customs_hold.cusum_threshold: " + Num(cusum_threshold) + " (want > 0)");
-  }
-  if (!std::isfinite(recover_z)) {
-    return InvalidArgumentError("customs_hold.recover_z: " + Num(recover_z) + " (want a number)");
-  }
+  SHORTFALL_RETURN_IF_ERROR(ValidateCusum("customs_hold", cusum_slack, cusum_threshold, recover_z));
   if (!std::isfinite(min_ratio) || min_ratio < 1) {
-    return InvalidArgumentError("customs_hold.min_ratio: " + Num(min_ratio) + " (want >= 1)");
+    return InvalidArgumentError("customs_hold.min_ratio: " + OptionNumber(min_ratio) + " (want >= 1)");
   }
   return OkStatus();
 }

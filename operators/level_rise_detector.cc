@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <tuple>
 
 #include "operators/catalog.h"
+#include "operators/detector_options.h"
 #include "shortfall/internal/state.pb.h"
 
 namespace shortfall::operators {
@@ -16,12 +16,6 @@ constexpr std::string_view kLayoutKey = "layout";
 constexpr double kCriticalIndex = 2.0;
 // Weight of LevelRiseOptions::sample_sd in the scatter, in samples.
 constexpr double kPriorLines = 10;
-
-std::string Num(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", x);
-  return buffer;
-}
 
 bool IsRolling(DurationMs w, const WindowOptions& windows) {
   return std::find(windows.rolling.begin(), windows.rolling.end(), w) != windows.rolling.end();
@@ -75,20 +69,16 @@ Status ValidateLevelRise(const LevelRiseOptions& o, const WindowOptions& windows
     return bad("baseline_window", FormatDuration(o.baseline_window) + " (want longer than " + prefix + "window, " +
                                       FormatDuration(o.window) + ")");
   }
-  if (!std::isfinite(o.min_samples) || o.min_samples < 1) return bad(p.min_samples_name, Num(o.min_samples) + " (want >= 1)");
+  if (!std::isfinite(o.min_samples) || o.min_samples < 1) return bad(p.min_samples_name, OptionNumber(o.min_samples) + " (want >= 1)");
   if (!std::isfinite(o.min_reference_samples) || o.min_reference_samples < 1) {
-    return bad(p.min_reference_samples_name, Num(o.min_reference_samples) + " (want >= 1)");
+    return bad(p.min_reference_samples_name, OptionNumber(o.min_reference_samples) + " (want >= 1)");
   }
-  if (!std::isfinite(o.sample_sd) || o.sample_sd <= 0) return bad(p.sample_sd_name, Num(o.sample_sd) + " (want > 0)");
+  if (!std::isfinite(o.sample_sd) || o.sample_sd <= 0) return bad(p.sample_sd_name, OptionNumber(o.sample_sd) + " (want > 0)");
   if (!std::isfinite(o.relative_floor) || o.relative_floor < 0) {
-    return bad("relative_floor", Num(o.relative_floor) + " (want >= 0)");
+    return bad("relative_floor", OptionNumber(o.relative_floor) + " (want >= 0)");
   }
-  if (!std::isfinite(o.cusum_slack) || o.cusum_slack < 0) return bad("cusum_slack", Num(o.cusum_slack) + " (want >= 0)");
-  if (!std::isfinite(o.cusum_threshold) || o.cusum_threshold <= 0) {
-    return bad("cusum_threshold", Num(o.cusum_threshold) + " (want > 0)");
-  }
-  if (!std::isfinite(o.recover_z)) return bad("recover_z", Num(o.recover_z) + " (want a number)");
-  if (!std::isfinite(o.min_ratio) || o.min_ratio < 1) return bad("min_ratio", Num(o.min_ratio) + " (want >= 1)");
+  SHORTFALL_RETURN_IF_ERROR(ValidateCusum(p.name, o.cusum_slack, o.cusum_threshold, o.recover_z));
+  if (!std::isfinite(o.min_ratio) || o.min_ratio < 1) return bad("min_ratio", OptionNumber(o.min_ratio) + " (want >= 1)");
   if (o.max_held < o.window) {
     return bad("max_held", FormatDuration(o.max_held) + " (want at least " + prefix + "window, " +
                                FormatDuration(o.window) + ")");

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdio>
 #include <tuple>
 
 #include "operators/catalog.h"
+#include "operators/detector_options.h"
 #include "shortfall/internal/state.pb.h"
 
 namespace shortfall::operators {
@@ -15,12 +15,6 @@ namespace {
 constexpr DurationMs kWeek = 7 * kMsPerDay;
 constexpr int64_t kSecondsPerWeek = kWeek / kMsPerSecond;
 constexpr int kMaxContributors = 3;
-
-std::string Num(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", x);
-  return buffer;
-}
 
 bool IsCountryCode(std::string_view s) {
   return s.size() == 2 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
@@ -83,7 +77,7 @@ Status CheckTunable(const std::string& prefix, std::string_view name, double v) 
   for (const Range& r : kRanges) {
     if (r.name != name) continue;
     if (std::isfinite(v) && r.ok(v)) return OkStatus();
-    return InvalidArgumentError(prefix + std::string(name) + ": " + Num(v) + " (want " + std::string(r.want) + ")");
+    return InvalidArgumentError(prefix + std::string(name) + ": " + OptionNumber(v) + " (want " + std::string(r.want) + ")");
   }
   SHORTFALL_CHECK(false);  // a name from this file
   return OkStatus();
@@ -101,8 +95,8 @@ Status OriginConcentrationOptions::Validate(const WindowOptions& windows) const 
   SHORTFALL_RETURN_IF_ERROR(CheckTunable(prefix, "relative_noise", relative_noise));
   SHORTFALL_RETURN_IF_ERROR(CheckTunable(prefix, "z_threshold", z_threshold));
   if (!std::isfinite(recover_z) || recover_z >= z_threshold) {
-    return InvalidArgumentError(prefix + "recover_z: " + Num(recover_z) + " (want a number below z_threshold, " +
-                                Num(z_threshold) + ")");
+    return InvalidArgumentError(prefix + "recover_z: " + OptionNumber(recover_z) + " (want a number below z_threshold, " +
+                                OptionNumber(z_threshold) + ")");
   }
   return OkStatus();
 }

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
+#include "operators/detector_options.h"
 #include "shortfall/internal/state.pb.h"
 
 namespace shortfall::operators {
@@ -15,12 +15,6 @@ constexpr int64_t kSecondsPerWeek = kWeek / kMsPerSecond;
 constexpr double kMadToSigma = 1.4826;
 constexpr std::array<std::string_view, 3> kMeasureNames = {"shipments", "gross_weight_kg",
                                                            "declared_value_usd"};
-
-std::string Num(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", x);
-  return buffer;
-}
 
 // Median of values[0, n), which it reorders. REQUIRES: n > 0.
 template <size_t N>
@@ -37,7 +31,7 @@ double MedianOf(std::array<double, N>& values, int n) {
 Status VolumeDropOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(ValidateSeasonalRing("volume_drop", window, baseline_weeks, min_history_weeks, windows));
   if (!std::isfinite(min_expected_shipments) || min_expected_shipments < 0) {
-    return InvalidArgumentError("volume_drop.min_expected_shipments: " + Num(min_expected_shipments) +
+    return InvalidArgumentError("volume_drop.min_expected_shipments: " + OptionNumber(min_expected_shipments) +
                                 " (want >= 0)");
   }
   if (measures.empty()) return InvalidArgumentError("volume_drop.measures: empty (want shipments, gross_weight_kg or declared_value_usd)");
@@ -48,19 +42,9 @@ Status VolumeDropOptions::Validate(const WindowOptions& windows) const {
     }
   }
   if (!std::isfinite(relative_floor) || relative_floor <= 0) {
-    return InvalidArgumentError("volume_drop.relative_floor: " + Num(relative_floor) + " (want > 0)");
+    return InvalidArgumentError("volume_drop.relative_floor: " + OptionNumber(relative_floor) + " (want > 0)");
   }
-  if (!std::isfinite(cusum_slack) || cusum_slack < 0) {
-    return InvalidArgumentError("volume_drop.cusum_slack: " + Num(cusum_slack) + " (want >= 0)");
-  }
-  if (!std::isfinite(cusum_threshold) || cusum_threshold <= 0) {
-    return InvalidArgumentError("volume_drop.cusum_threshold: " + Num(cusum_threshold) +
-                                " (want > 0)");
-  }
-  if (!std::isfinite(recover_z)) {
-    return InvalidArgumentError("volume_drop.recover_z: " + Num(recover_z) + " (want a number)");
-  }
-  return OkStatus();
+  return ValidateCusum("volume_drop", cusum_slack, cusum_threshold, recover_z);
 }
 
 Status ValidateVolumeDropOverrides(const std::vector<VolumeDropOverride>& overrides,
@@ -78,15 +62,15 @@ Status ValidateVolumeDropOverrides(const std::vector<VolumeDropOverride>& overri
                                   "' is not a corridor code like MX-US-2304, or *");
     }
     if (o.cusum_threshold && (!std::isfinite(*o.cusum_threshold) || *o.cusum_threshold <= 0)) {
-      return InvalidArgumentError(field + "cusum_threshold: " + Num(*o.cusum_threshold) + " (want > 0)");
+      return InvalidArgumentError(field + "cusum_threshold: " + OptionNumber(*o.cusum_threshold) + " (want > 0)");
     }
     if (o.cusum_slack && (!std::isfinite(*o.cusum_slack) || *o.cusum_slack < 0)) {
-      return InvalidArgumentError(field + "cusum_slack: " + Num(*o.cusum_slack) + " (want >= 0)");
+      return InvalidArgumentError(field + "cusum_slack: " + OptionNumber(*o.cusum_slack) + " (want >= 0)");
     }
     if (o.min_expected_shipments &&
         (!std::isfinite(*o.min_expected_shipments) || *o.min_expected_shipments < 0)) {
       return InvalidArgumentError(field + "min_expected_shipments: " +
-                                  Num(*o.min_expected_shipments) + " (want >= 0)");
+                                  OptionNumber(*o.min_expected_shipments) + " (want >= 0)");
     }
   }
   return OkStatus();
