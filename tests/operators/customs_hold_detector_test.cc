@@ -13,6 +13,7 @@
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
 #include "tests/operators/restore_equivalence.h"
+#include "tests/operators/detector_chain.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -78,12 +79,9 @@ std::vector<Declarations> Generate(const std::vector<Flow>& flows, TimestampMs f
 using testing::DescribeSignal;
 
 // aggregator -> detector -> lifecycle, keeping what each step produced.
-class Chain {
+class Chain : public testing::DetectorChain<CustomsHoldDetector> {
  public:
-  explicit Chain(CustomsHoldOptions options = {})
-      : aggregator_(windows_, kGroups, &corridors_),
-        detector_(options, windows_, kGroups, &corridors_),
-        lifecycle_(LifecycleOptions{}) {}
+  explicit Chain(CustomsHoldOptions options = {}) : DetectorChain(kGroups, options) {}
 
   // Feeds declarations[from, to), closing each hour once the next begins.
   void Feed(const std::vector<Declarations>& declarations, size_t from = 0, size_t to = SIZE_MAX,
@@ -99,58 +97,7 @@ class Chain {
     }
   }
 
-  void Close(TimestampMs watermark) {
-    std::vector<WindowReport> reports;
-    aggregator_.AdvanceTo(watermark, &reports);
-    for (const WindowReport& r : reports) {
-      const size_t before = signals_.size();
-      detector_.Observe(r, &signals_);
-      for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
-    }
-  }
-
-  void Flush(StateStore* store) {
-    StateWriteBatch batch;
-    aggregator_.Flush(&batch);
-    detector_.Flush(&batch);
-    lifecycle_.Flush(&batch);
-    ASSERT_TRUE(store->Commit(batch, "").ok());
-  }
-
-  void Restore(const StateStore& store) {
-    ASSERT_TRUE(aggregator_.Restore(store).ok());
-    ASSERT_TRUE(detector_.Restore(store).ok());
-    ASSERT_TRUE(lifecycle_.Restore(store).ok());
-  }
-
-  std::vector<const Signal*> SignalsFor(std::string_view corridor) const {
-    std::vector<const Signal*> out;
-    for (const Signal& s : signals_) {
-      if (s.corridor == corridor) out.push_back(&s);
-    }
-    return out;
-  }
-  std::vector<const v1::ShortageAlert*> AlertsFor(std::string_view port) const {
-    std::vector<const v1::ShortageAlert*> out;
-    for (const v1::ShortageAlert& a : alerts_) {
-      if (a.corridor().port_of_entry() == port) out.push_back(&a);
-    }
-    return out;
-  }
-  double PeakStatistic() const {
-    double peak = 0;
-    for (const Signal& s : signals_) peak = std::max(peak, s.evidence.statistic_value());
-    return peak;
-  }
   SeriesKey Series(std::string_view corridor) { return SeriesKey{0, *corridors_.InternCode(corridor)}; }
-
-  WindowOptions windows_;
-  CorridorTable corridors_;
-  VolumeAggregator aggregator_;
-  CustomsHoldDetector detector_;
-  AlertLifecycle lifecycle_;
-  std::vector<Signal> signals_;
-  std::vector<v1::ShortageAlert> alerts_;
 };
 
 Factor Step(TimestampMs from, DurationMs length, double level) {

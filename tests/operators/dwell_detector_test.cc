@@ -9,6 +9,7 @@
 
 #include "operators/alert_lifecycle.h"
 #include "operators/volume_aggregator.h"
+#include "tests/operators/detector_chain.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -31,12 +32,9 @@ struct Flow {
   std::function<double(TimestampMs)> factor = [](TimestampMs) { return 1.0; };
 };
 
-class Chain {
+class Chain : public testing::DetectorChain<DwellDetector> {
  public:
-  explicit Chain(DwellOptions options = {})
-      : aggregator_(windows_, kGroups, &corridors_),
-        detector_(options, windows_, kGroups, &corridors_),
-        lifecycle_(LifecycleOptions{}) {}
+  explicit Chain(DwellOptions options = {}) : DetectorChain(kGroups, options) {}
 
   void Feed(const Flow& f, TimestampMs from, TimestampMs to, uint64_t seed = 7) {
     Rng rng(seed);
@@ -52,13 +50,7 @@ class Chain {
       if (n > 0) {
         ASSERT_TRUE(aggregator_.Add(0, laredo, t + 30 * kMsPerMinute, d));
       }
-      std::vector<WindowReport> reports;
-      aggregator_.AdvanceTo(t + kHour, &reports);
-      for (const WindowReport& r : reports) {
-        const size_t before = signals_.size();
-        detector_.Observe(r, &signals_);
-        for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
-      }
+      Close(t + kHour);
     }
   }
   const Signal* FirstFiring() const {
@@ -67,19 +59,6 @@ class Chain {
     }
     return nullptr;
   }
-  double PeakStatistic() const {
-    double peak = 0;
-    for (const Signal& s : signals_) peak = std::max(peak, s.evidence.statistic_value());
-    return peak;
-  }
-
-  WindowOptions windows_;
-  CorridorTable corridors_;
-  VolumeAggregator aggregator_;
-  DwellDetector detector_;
-  AlertLifecycle lifecycle_;
-  std::vector<Signal> signals_;
-  std::vector<v1::ShortageAlert> alerts_;
 };
 
 std::function<double(TimestampMs)> Step(TimestampMs from, DurationMs length, double level) {

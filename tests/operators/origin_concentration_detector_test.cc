@@ -12,6 +12,7 @@
 #include "operators/alert_lifecycle.h"
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
+#include "tests/operators/detector_chain.h"
 #include "tests/operators/restore_equivalence.h"
 #include "tests/operators/weekly_series.h"
 
@@ -73,12 +74,10 @@ std::vector<Arrivals> Generate(const std::vector<Flow>& flows, TimestampMs from,
 using testing::DescribeSignal;
 
 // aggregator -> detector -> lifecycle, keeping what each step produced.
-class Chain {
+class Chain : public testing::DetectorChain<OriginConcentrationDetector> {
  public:
   explicit Chain(OriginConcentrationOptions options = {}, std::vector<OriginConcentrationOverride> overrides = {})
-      : aggregator_(windows_, kGroups, &corridors_),
-        detector_(options, std::move(overrides), windows_, kGroups, &corridors_),
-        lifecycle_(LifecycleOptions{}) {}
+      : DetectorChain(kGroups, options, std::move(overrides)) {}
 
   // Feeds arrivals[from, to), closing each hour once the next begins (or,
   // with close_every > 1, every that many hours: a backlog).
@@ -97,26 +96,13 @@ class Chain {
     }
   }
 
+  // The detector reads a close's reports together.
   void Close(TimestampMs watermark) {
     std::vector<WindowReport> reports;
     aggregator_.AdvanceTo(watermark, &reports);
     const size_t before = signals_.size();
     detector_.Observe(reports, &signals_);
-    for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
-  }
-
-  void Flush(StateStore* store) {
-    StateWriteBatch batch;
-    aggregator_.Flush(&batch);
-    detector_.Flush(&batch);
-    lifecycle_.Flush(&batch);
-    ASSERT_TRUE(store->Commit(batch, "").ok());
-  }
-
-  void Restore(const StateStore& store) {
-    ASSERT_TRUE(aggregator_.Restore(store).ok());
-    ASSERT_TRUE(detector_.Restore(store).ok());
-    ASSERT_TRUE(lifecycle_.Restore(store).ok());
+    ApplyFrom(before);
   }
 
   std::vector<const Signal*> Firing() const {
@@ -126,14 +112,6 @@ class Chain {
     }
     return out;
   }
-
-  WindowOptions windows_;
-  CorridorTable corridors_;
-  VolumeAggregator aggregator_;
-  OriginConcentrationDetector detector_;
-  AlertLifecycle lifecycle_;
-  std::vector<Signal> signals_;
-  std::vector<v1::ShortageAlert> alerts_;
 };
 
 TimestampMs Ms(const google::protobuf::Timestamp& t) { return t.seconds() * kMsPerSecond; }

@@ -13,6 +13,7 @@
 #include "operators/volume_aggregator.h"
 #include "shortfall/internal/state.pb.h"
 #include "tests/operators/restore_equivalence.h"
+#include "tests/operators/detector_chain.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -72,12 +73,9 @@ std::vector<Lines> Generate(const Flow& f, TimestampMs from, TimestampMs to, uin
 }
 
 // aggregator -> detector -> lifecycle, keeping what each step produced.
-class Chain {
+class Chain : public testing::DetectorChain<UnitValueDetector> {
  public:
-  explicit Chain(UnitValueOptions options = {})
-      : aggregator_(windows_, kGroups, &corridors_),
-        detector_(options, windows_, kGroups, &corridors_),
-        lifecycle_(LifecycleOptions{}) {}
+  explicit Chain(UnitValueOptions options = {}) : DetectorChain(kGroups, options) {}
 
   void Feed(const std::vector<Lines>& lines, size_t from = 0, size_t to = SIZE_MAX, GroupId group = 0) {
     const CorridorId corridor = *corridors_.InternCode(kDetroit);
@@ -89,56 +87,12 @@ class Chain {
     }
   }
 
-  void Close(TimestampMs watermark) {
-    std::vector<WindowReport> reports;
-    aggregator_.AdvanceTo(watermark, &reports);
-    for (const WindowReport& r : reports) {
-      const size_t before = signals_.size();
-      detector_.Observe(r, &signals_);
-      for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
-    }
-  }
-
-  void Flush(StateStore* store) {
-    StateWriteBatch batch;
-    aggregator_.Flush(&batch);
-    detector_.Flush(&batch);
-    lifecycle_.Flush(&batch);
-    ASSERT_TRUE(store->Commit(batch, "").ok());
-  }
-
-  void Restore(const StateStore& store) {
-    ASSERT_TRUE(aggregator_.Restore(store).ok());
-    ASSERT_TRUE(detector_.Restore(store).ok());
-    ASSERT_TRUE(lifecycle_.Restore(store).ok());
-  }
-
-  std::vector<const Signal*> SignalsFor(std::string_view corridor) const {
-    std::vector<const Signal*> out;
-    for (const Signal& s : signals_) {
-      if (s.corridor == corridor) out.push_back(&s);
-    }
-    return out;
-  }
   const Signal* FirstFiring(std::string_view corridor) const {
     for (const Signal* s : SignalsFor(corridor)) {
       if (s->firing) return s;
     }
     return nullptr;
   }
-  double PeakStatistic() const {
-    double peak = 0;
-    for (const Signal& s : signals_) peak = std::max(peak, s.evidence.statistic_value());
-    return peak;
-  }
-
-  WindowOptions windows_;
-  CorridorTable corridors_;
-  VolumeAggregator aggregator_;
-  UnitValueDetector detector_;
-  AlertLifecycle lifecycle_;
-  std::vector<Signal> signals_;
-  std::vector<v1::ShortageAlert> alerts_;
 };
 
 Factor Step(TimestampMs from, DurationMs length, double level) {

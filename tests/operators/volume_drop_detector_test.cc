@@ -13,6 +13,7 @@
 #include "operators/in_memory_state_store.h"
 #include "operators/volume_aggregator.h"
 #include "tests/operators/restore_equivalence.h"
+#include "tests/operators/detector_chain.h"
 #include "tests/operators/weekly_series.h"
 
 namespace shortfall::operators {
@@ -64,12 +65,10 @@ using testing::DescribeSignal;
 
 // The operator chain of one task: aggregator -> detector -> lifecycle, with
 // everything each step produced kept for the test to look at.
-class Chain {
+class Chain : public testing::DetectorChain<VolumeDropDetector> {
  public:
   explicit Chain(VolumeDropOptions options = {}, std::vector<VolumeDropOverride> overrides = {})
-      : aggregator_(windows_, kGroups, &corridors_),
-        detector_(options, std::move(overrides), windows_, kGroups, &corridors_),
-        lifecycle_(LifecycleOptions{}) {}
+      : DetectorChain(kGroups, options, std::move(overrides)) {}
 
   // Feeds arrivals[from, to), closing each hour once the next begins.
   void Feed(const std::vector<Arrivals>& arrivals, size_t from = 0, size_t to = SIZE_MAX) {
@@ -84,6 +83,7 @@ class Chain {
     }
   }
 
+  // Keeps each report and the detector's reading after it, too.
   void Close(TimestampMs watermark) {
     std::vector<WindowReport> reports;
     aggregator_.AdvanceTo(watermark, &reports);
@@ -92,49 +92,14 @@ class Chain {
       const size_t before = signals_.size();
       detector_.Observe(r, &signals_);
       readings_.push_back(detector_.Reading(r.series));
-      for (size_t i = before; i < signals_.size(); ++i) lifecycle_.Apply(signals_[i], &alerts_);
+      ApplyFrom(before);
     }
   }
 
-  void Flush(StateStore* store) {
-    StateWriteBatch batch;
-    aggregator_.Flush(&batch);
-    detector_.Flush(&batch);
-    lifecycle_.Flush(&batch);
-    ASSERT_TRUE(store->Commit(batch, "").ok());
-  }
-
-  void Restore(const StateStore& store) {
-    ASSERT_TRUE(aggregator_.Restore(store).ok());
-    ASSERT_TRUE(detector_.Restore(store).ok());
-    ASSERT_TRUE(lifecycle_.Restore(store).ok());
-  }
-
-  std::vector<const Signal*> SignalsFor(std::string_view corridor) const {
-    std::vector<const Signal*> out;
-    for (const Signal& s : signals_) {
-      if (s.corridor == corridor) out.push_back(&s);
-    }
-    return out;
-  }
-  std::vector<const v1::ShortageAlert*> AlertsFor(std::string_view port) const {
-    std::vector<const v1::ShortageAlert*> out;
-    for (const v1::ShortageAlert& a : alerts_) {
-      if (a.corridor().port_of_entry() == port) out.push_back(&a);
-    }
-    return out;
-  }
   SeriesKey Series(std::string_view corridor) { return SeriesKey{0, *corridors_.InternCode(corridor)}; }
 
-  WindowOptions windows_;
-  CorridorTable corridors_;
-  VolumeAggregator aggregator_;
-  VolumeDropDetector detector_;
-  AlertLifecycle lifecycle_;
   std::vector<WindowReport> reports_;
   std::vector<std::optional<VolumeDropReading>> readings_;  // right after each of reports_
-  std::vector<Signal> signals_;
-  std::vector<v1::ShortageAlert> alerts_;
 };
 
 // A factor of `level` over [from, from + length), 1 elsewhere.
