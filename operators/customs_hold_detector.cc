@@ -43,8 +43,7 @@ CustomsHoldDetector::CustomsHoldDetector(CustomsHoldOptions options, const Windo
              &group_names_, corridors) {
   SHORTFALL_CHECK(windows.Validate().ok());
   SHORTFALL_CHECK(options_.Validate(windows).ok());
-  window_index_ = static_cast<size_t>(
-      std::find(windows.rolling.begin(), windows.rolling.end(), options_.window) - windows.rolling.begin());
+  window_index_ = windows.RollingIndex(options_.window);
 }
 
 void CustomsHoldDetector::Init(Series& fresh) const {

@@ -17,20 +17,6 @@ constexpr double kCriticalIndex = 2.0;
 // Weight of LevelRiseOptions::sample_sd in the scatter, in samples.
 constexpr double kPriorLines = 10;
 
-bool IsRolling(DurationMs w, const WindowOptions& windows) {
-  return std::find(windows.rolling.begin(), windows.rolling.end(), w) != windows.rolling.end();
-}
-
-std::string RollingList(const WindowOptions& windows) {
-  std::string list;
-  for (DurationMs w : windows.rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
-  return list;
-}
-
-size_t RollingIndex(DurationMs w, const WindowOptions& windows) {
-  return static_cast<size_t>(std::find(windows.rolling.begin(), windows.rolling.end(), w) - windows.rolling.begin());
-}
-
 // `minuend` - `subtrahend` by key (both sorted; the subtrahend's keys are in
 // the minuend, as a shorter rolling window's are in a longer one), codes left
 // with no lines dropped.
@@ -58,13 +44,8 @@ Status ValidateLevelRise(const LevelRiseOptions& o, const WindowOptions& windows
   const auto bad = [&](std::string_view field, const std::string& what) {
     return InvalidArgumentError(prefix + std::string(field) + ": " + what);
   };
-  if (!IsRolling(o.window, windows)) {
-    return bad("window", FormatDuration(o.window) + " is not one of the rolling windows (" + RollingList(windows) + ")");
-  }
-  if (!IsRolling(o.baseline_window, windows)) {
-    return bad("baseline_window", FormatDuration(o.baseline_window) + " is not one of the rolling windows (" +
-                                      RollingList(windows) + ")");
-  }
+  SHORTFALL_RETURN_IF_ERROR(windows.CheckRolling(prefix + "window", o.window));
+  SHORTFALL_RETURN_IF_ERROR(windows.CheckRolling(prefix + "baseline_window", o.baseline_window));
   if (o.baseline_window <= o.window) {
     return bad("baseline_window", FormatDuration(o.baseline_window) + " (want longer than " + prefix + "window, " +
                                       FormatDuration(o.window) + ")");
@@ -95,8 +76,8 @@ LevelRiseDetector::LevelRiseDetector(const LevelRiseProfile& profile, const Leve
       group_names_(std::move(group_names)),
       corridors_(corridors) {
   SHORTFALL_CHECK(ValidateLevelRise(options_, windows, profile_).ok());
-  window_index_ = RollingIndex(options_.window, windows);
-  baseline_index_ = RollingIndex(options_.baseline_window, windows);
+  window_index_ = windows.RollingIndex(options_.window);
+  baseline_index_ = windows.RollingIndex(options_.baseline_window);
 }
 
 LevelRiseDetector::Series& LevelRiseDetector::SeriesFor(SeriesKey key) {

@@ -138,8 +138,7 @@ OriginConcentrationDetector::OriginConcentrationDetector(OriginConcentrationOpti
   SHORTFALL_CHECK(windows.Validate().ok());
   SHORTFALL_CHECK(options_.Validate(windows).ok());
   SHORTFALL_CHECK(ValidateOriginConcentrationOverrides(overrides_, group_names_).ok());
-  window_index_ = static_cast<size_t>(
-      std::find(windows.rolling.begin(), windows.rolling.end(), options_.window) - windows.rolling.begin());
+  window_index_ = windows.RollingIndex(options_.window);
 }
 
 OriginConcentrationDetector::Tuning OriginConcentrationDetector::TuningFor(GroupId group,

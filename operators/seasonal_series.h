@@ -67,12 +67,7 @@ inline Status ValidateSeasonalRing(std::string_view prefix, DurationMs window, i
                                    int min_history_weeks, const WindowOptions& windows) {
   SHORTFALL_RETURN_IF_ERROR(windows.Validate());
   const std::string p(prefix);
-  if (std::find(windows.rolling.begin(), windows.rolling.end(), window) == windows.rolling.end()) {
-    std::string list;
-    for (DurationMs w : windows.rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
-    return InvalidArgumentError(p + ".window: " + FormatDuration(window) + " is not one of the rolling windows (" +
-                                list + ")");
-  }
+  SHORTFALL_RETURN_IF_ERROR(windows.CheckRolling(p + ".window", window));
   if (baseline_weeks < 1 || baseline_weeks > kMaxBaselineWeeks) {
     return InvalidArgumentError(p + ".baseline_weeks: " + std::to_string(baseline_weeks) + " (want 1 to " +
                                 std::to_string(kMaxBaselineWeeks) + ")");

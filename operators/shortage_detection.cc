@@ -22,9 +22,7 @@ Status DetectionOptions::Validate(const WindowOptions& windows, const std::vecto
 
 ShortageDetection::ShortageDetection(const DetectionOptions& options, const WindowOptions& windows,
                                      const std::vector<std::string>& group_names, CorridorTable* corridors)
-    : drop_window_index_(static_cast<size_t>(
-          std::find(windows.rolling.begin(), windows.rolling.end(), options.volume_drop.window) -
-          windows.rolling.begin())),
+    : drop_window_index_(windows.RollingIndex(options.volume_drop.window)),
       group_names_(group_names),
       corridors_(corridors),
       volume_drop_(options.volume_drop, options.volume_drop_overrides, windows, group_names, corridors),

@@ -69,6 +69,18 @@ DurationMs WindowOptions::retention() const {
   return *std::max_element(rolling.begin(), rolling.end());
 }
 
+size_t WindowOptions::RollingIndex(DurationMs window) const {
+  return static_cast<size_t>(std::find(rolling.begin(), rolling.end(), window) - rolling.begin());
+}
+
+Status WindowOptions::CheckRolling(std::string_view key, DurationMs window) const {
+  if (RollingIndex(window) < rolling.size()) return OkStatus();
+  std::string list;
+  for (DurationMs w : rolling) list += (list.empty() ? "" : ", ") + FormatDuration(w);
+  return InvalidArgumentError(std::string(key) + ": " + FormatDuration(window) + " is not one of the rolling windows (" +
+                              list + ")");
+}
+
 VolumeAggregator::VolumeAggregator(const WindowOptions& options,
                                    std::vector<std::string> group_names, CorridorTable* corridors)
     : options_(options), group_names_(std::move(group_names)), corridors_(corridors) {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -57,6 +58,11 @@ struct WindowOptions {
 
   Status Validate() const;
   DurationMs retention() const;  // the longest rolling window
+  // The index of `window` in `rolling`, or rolling.size() when it is not one.
+  size_t RollingIndex(DurationMs window) const;
+  // kInvalidArgument "<key>: 12h is not one of the rolling windows (24h, 7d)"
+  // unless `window` is one of `rolling`.
+  Status CheckRolling(std::string_view key, DurationMs window) const;
 };
 
 struct SeriesKey {

@@ -94,9 +94,7 @@ VolumeDropDetector::VolumeDropDetector(VolumeDropOptions options,
     measure_enabled_[m] =
         std::find(options_.measures.begin(), options_.measures.end(), kMeasureNames[m]) != options_.measures.end();
   }
-  window_index_ = static_cast<size_t>(
-      std::find(windows.rolling.begin(), windows.rolling.end(), options_.window) -
-      windows.rolling.begin());
+  window_index_ = windows.RollingIndex(options_.window);
 }
 
 VolumeDropDetector::Tuning VolumeDropDetector::TuningFor(SeriesKey key) const {

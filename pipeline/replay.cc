@@ -171,8 +171,7 @@ class ReportCollector {
   ReportCollector(const ReplayOptions& options, const VolumePipeline& pipeline)
       : options_(options), pipeline_(pipeline) {
     const operators::VolumeDropOptions& drop = options.pipeline.detection.volume_drop;
-    const auto& rolling = options.pipeline.window.rolling;
-    window_index_ = static_cast<size_t>(std::find(rolling.begin(), rolling.end(), drop.window) - rolling.begin());
+    window_index_ = options.pipeline.window.RollingIndex(drop.window);
     page_.input = options.input;
     page_.truth_file = options.truth_csv;
     page_.bucket = options.pipeline.window.bucket;
