@@ -1,5 +1,6 @@
 #include "pipeline/application.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -41,6 +42,12 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+// The malloc the process really runs on: jemalloc when its mallctl entry
+// point resolves (the build links it unless SHORTFALL_JEMALLOC=OFF), else
+// the C library's.
+std::string_view MallocInUse() {
+  return dlsym(RTLD_DEFAULT, "mallctl") != nullptr ? "jemalloc" : "glibc";
+}
 
 constexpr std::string_view kOverview =
     "shortfall — watches cross-border shipment and customs events and tracks the\n"
@@ -136,7 +143,7 @@ int Application::Run(const std::vector<std::string>& args) {
   if (command == "tail") return Tail(rest);
   if (command == "help" || command == "--help" || command == "-h") return Help();
   if (command == "version" || command == "--version") {
-    out_ << "shortfall " << kVersion << "\n";
+    out_ << "shortfall " << kVersion << "\n" << "malloc: " << MallocInUse() << "\n";
     return kExitOk;
   }
   err_ << "shortfall: unknown command '" << command << "'\n\n" << kOverview;

@@ -10,7 +10,7 @@ packages=(
   # build
   cmake ninja-build g++ ccache pkg-config git ca-certificates
   # libraries
-  libprotobuf-dev protobuf-compiler librocksdb-dev libyaml-cpp-dev prometheus-cpp-dev
+  libprotobuf-dev protobuf-compiler librocksdb-dev libyaml-cpp-dev prometheus-cpp-dev libjemalloc-dev
   # tests, fuzzing, benchmarks
   libgtest-dev libgmock-dev clang libclang-rt-14-dev python3
   # the real Kafka broker of the integration tests (tools/kafka.sh), and kcat to read topics
