@@ -5,6 +5,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/snapshot.h>
@@ -51,8 +52,10 @@ std::string PrefixSuccessor(std::string_view prefix) {
   return upper;
 }
 
+// The options of a column family; `write_mostly` for the namespaces' families.
 rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const RocksDbStateStoreOptions& options,
-                                                     const std::shared_ptr<rocksdb::Cache>& cache) {
+                                                     const std::shared_ptr<rocksdb::Cache>& cache,
+                                                     bool write_mostly) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   // Index and filter blocks go in the block cache so block_cache_bytes bounds
@@ -63,6 +66,16 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const RocksDbStateStoreOpti
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = options.write_buffer_bytes;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // The operators keep their state in memory and read a store only when a
+  // task opens (Scan, and Get of a few layout keys); while they run, a
+  // namespace's family is only written. A vector memtable appends a write
+  // and sorts once when the memtable is flushed or read, where the default
+  // skip list pays a sorted insert per write: that insert was 15% of
+  // `shortfall run`'s CPU (perf, bench/kafka_bench.sh's data). A read of
+  // an unflushed vector memtable sorts a copy of it, so the default family,
+  // whose checkpoint key is read at every task start and standby step, keeps
+  // the skip list.
+  if (write_mostly) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   return cf;
 }
 
@@ -124,10 +137,12 @@ Result<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
   if (options.env != nullptr) db_options.env = options.env;
   db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
   db_options.max_bgerror_resume_count = 0;  // same reason, for retryable errors
+  db_options.allow_concurrent_memtable_write = false;  // vector memtables (below) do not support it
 
   std::shared_ptr<rocksdb::Cache> cache =
       options.shared_cache ? options.shared_cache->cache_ : rocksdb::NewLRUCache(options.block_cache_bytes);
-  const rocksdb::ColumnFamilyOptions cf_options = MakeColumnFamilyOptions(options, cache);
+  const rocksdb::ColumnFamilyOptions default_options = MakeColumnFamilyOptions(options, cache, false);
+  const rocksdb::ColumnFamilyOptions ns_options = MakeColumnFamilyOptions(options, cache, true);
 
   // RocksDB must be told every column family on disk; a missing CURRENT file
   // means there is no store yet and only "default" will exist.
@@ -144,7 +159,9 @@ Result<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(names.size());
-  for (const std::string& name : names) descriptors.emplace_back(name, cf_options);
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, name == rocksdb::kDefaultColumnFamilyName ? default_options : ns_options);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw_db);
@@ -194,7 +211,7 @@ Result<rocksdb::ColumnFamilyHandle*> RocksDbStateStore::CreateColumnFamily(const
   if (it != column_families_.end()) return it->second;
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   rocksdb::Status s =
-      db_->CreateColumnFamily(MakeColumnFamilyOptions(options_, block_cache_), ns, &handle);
+      db_->CreateColumnFamily(MakeColumnFamilyOptions(options_, block_cache_, true), ns, &handle);
   if (!s.ok()) {
     Status status = FromRocks(s, "create column family '" + ns + "'", dir_);
     if (StopsWrites(s)) write_error_ = status;
