@@ -522,16 +522,11 @@ namespace {
 // mapping when its content-type header says so. An empty value, or one
 // without an alert_id (protobuf parses many a stray byte string), is not an
 // alert.
-Status DecodeAlert(RdKafka::Message& message, v1::ShortageAlert* alert) {
-  const char* data = static_cast<const char*>(message.payload());
-  const size_t size = message.len();
-  if (data == nullptr || size == 0) return InvalidArgumentError("empty value");
-  bool json = false;
-  if (const RdKafka::Headers* headers = message.headers(); headers != nullptr) {
-    const RdKafka::Headers::Header h = headers->get_last(std::string(kContentTypeHeader));
-    json = h.err() == RdKafka::ERR_NO_ERROR && h.value() != nullptr &&
-           std::string_view(h.value_string(), h.value_size()).starts_with(kJsonContentType);
-  }
+Status DecodeAlert(const KafkaMessage& message, v1::ShortageAlert* alert) {
+  const char* data = message.value().data();
+  const size_t size = message.value().size();
+  if (size == 0) return InvalidArgumentError("empty value");
+  const bool json = message.header(std::string(kContentTypeHeader).c_str()).starts_with(kJsonContentType);
   if (json) {
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;
@@ -614,7 +609,7 @@ int Application::Tail(const std::vector<std::string>& args) {
       err_ << "shortfall tail: skipped " << skipped << " records that are not alerts\n";
     }
   };
-  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  std::vector<KafkaMessage> batch;
   v1::ShortageAlert alert;
   for (;;) {
     DurationMs wait = 500;
@@ -627,14 +622,14 @@ int Application::Tail(const std::vector<std::string>& args) {
     batch.clear();
     Result<size_t> n = (*consumer)->ConsumeBatch(500, wait, &batch);
     if (!n.ok()) return failure(n.status());
-    for (const std::unique_ptr<RdKafka::Message>& message : batch) {
+    for (const KafkaMessage& message : batch) {
       alert.Clear();
-      if (Status s = DecodeAlert(*message, &alert); !s.ok()) {
+      if (Status s = DecodeAlert(message, &alert); !s.ok()) {
         // A wrong --topic would flood the terminal: the first few are shown,
         // the rest counted.
         if (++skipped <= kMaxSkipWarnings) {
-          err_ << "shortfall tail: warning: skipped " << message->topic_name() << "["
-               << message->partition() << "]@" << message->offset() << " (" << message->len()
+          err_ << "shortfall tail: warning: skipped " << message.topic() << "["
+               << message.partition() << "]@" << message.offset() << " (" << message.value().size()
                << " bytes): " << s.message() << "\n";
           if (skipped == kMaxSkipWarnings) {
             err_ << "shortfall tail: warning: further records that are not alerts are skipped silently\n";

@@ -462,6 +462,7 @@ KafkaConsumer::KafkaConsumer() : callbacks_(std::make_unique<Callbacks>()) {}
 
 KafkaConsumer::~KafkaConsumer() {
   Close().IgnoreError();
+  queue_.reset();
   consumer_.reset();
 }
 
@@ -531,6 +532,8 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const KafkaProperti
   if (consumer->consumer_ == nullptr) {
     return InvalidArgumentError("cannot create Kafka consumer: " + errstr);
   }
+  consumer->queue_.reset(rd_kafka_queue_get_consumer(consumer->consumer_->c_ptr()));
+  if (consumer->queue_ == nullptr) return InternalError("cannot get the Kafka consumer's queue");
   return consumer;
 }
 
@@ -560,52 +563,87 @@ Status KafkaConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions
   return OkStatus();
 }
 
-Result<size_t> KafkaConsumer::ConsumeBatch(size_t max, DurationMs timeout,
-                                           std::vector<std::unique_ptr<RdKafka::Message>>* out) {
+std::string_view KafkaMessage::header(const char* name) const {
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(message_.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  return View(value, size);
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> KafkaMessage::headers() const {
+  std::vector<std::pair<std::string_view, std::string_view>> all;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(message_.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return all;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    all.emplace_back(name, View(value, size));
+  }
+  return all;
+}
+
+Result<size_t> KafkaConsumer::ConsumeBatch(size_t max, DurationMs timeout, std::vector<KafkaMessage>* out) {
   if (closed_) return FailedPreconditionError("ConsumeBatch on a closed consumer");
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max<DurationMs>(0, timeout));
   size_t appended = 0;
   while (appended < max) {
-    // Only the first message is waited for: after it, consume(0) pops what
-    // is already prefetched and returns TIMED_OUT once the queue is empty.
-    const int wait = appended == 0 ? ClampMs(MsUntil(deadline)) : 0;
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(wait));
-    const RdKafka::ErrorCode err = message->err();
+    // First what is already prefetched, without waiting. Only when that is
+    // nothing and nothing was appended yet, wait (until the deadline) for
+    // one message: a batch pop with a timeout would wait for a full batch.
+    popped_.resize(std::min<size_t>(max - appended, 1000));
+    ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, popped_.data(), popped_.size());
+    if (n == 0 && appended == 0) {
+      const int wait = ClampMs(MsUntil(deadline));
+      if (wait > 0) n = rd_kafka_consume_batch_queue(queue_.get(), wait, popped_.data(), 1);
+    }
+    if (n < 0) return FailedPreconditionError("Kafka consumer: " + ErrName(static_cast<RdKafka::ErrorCode>(rd_kafka_last_error())));
     if (!callbacks_->transient_error.empty()) {
       ++transient_errors_;
       last_transient_error_ = std::move(callbacks_->transient_error);
       callbacks_->transient_error.clear();
     }
-    if (!callbacks_->fatal.empty()) {
-      return FailedPreconditionError("Kafka consumer: " + callbacks_->fatal);
-    }
-    switch (err) {
-      case RdKafka::ERR_NO_ERROR:
-        out->push_back(std::move(message));
-        ++appended;
-        continue;
-      case RdKafka::ERR__TIMED_OUT:
-        if (appended > 0 || MsUntil(deadline) == 0) return appended;
-        continue;  // woke early (a callback was served): wait out the rest
-      case RdKafka::ERR__PARTITION_EOF:
-        end_seen_[{message->topic_name(), message->partition()}] = message->offset();
-        continue;
-      case RdKafka::ERR__FATAL: {
-        std::string reason;
-        const RdKafka::ErrorCode code = consumer_->fatal_error(reason);
-        return FailedPreconditionError("Kafka consumer hit a fatal error: " + ErrName(code) + ": " + reason);
-      }
-      case RdKafka::ERR__AUTO_OFFSET_RESET:
-        return DataLossError("Kafka consumer: " + message->errstr());
-      default:
-        if (IsAuthError(err)) {
-          return FailedPreconditionError("Kafka consumer: " + ErrName(err) + ": " + message->errstr());
+    Status failed = callbacks_->fatal.empty() ? OkStatus() : FailedPreconditionError("Kafka consumer: " + callbacks_->fatal);
+    bool transient = false;
+    for (ssize_t i = 0; i < n; ++i) {
+      KafkaMessage message(popped_[i]);
+      const auto err = static_cast<RdKafka::ErrorCode>(popped_[i]->err);
+      if (!failed.ok()) continue;  // destroyed: the consumer is unusable now
+      switch (err) {
+        case RdKafka::ERR_NO_ERROR:
+          out->push_back(std::move(message));
+          ++appended;
+          break;
+        case RdKafka::ERR__PARTITION_EOF:
+          end_seen_[{std::string(message.topic()), message.partition()}] = message.offset();
+          break;
+        case RdKafka::ERR__FATAL: {
+          std::string reason;
+          const RdKafka::ErrorCode code = consumer_->fatal_error(reason);
+          failed = FailedPreconditionError("Kafka consumer hit a fatal error: " + ErrName(code) + ": " + reason);
+          break;
         }
-        ++transient_errors_;
-        last_transient_error_ = ErrName(err) + ": " + message->errstr();
-        if (appended > 0 || MsUntil(deadline) == 0) return appended;
-        continue;
+        case RdKafka::ERR__AUTO_OFFSET_RESET:
+          failed = DataLossError("Kafka consumer: " + std::string(rd_kafka_message_errstr(popped_[i])));
+          break;
+        default:
+          if (IsAuthError(err)) {
+            failed = FailedPreconditionError("Kafka consumer: " + ErrName(err) + ": " +
+                                             rd_kafka_message_errstr(popped_[i]));
+            break;
+          }
+          ++transient_errors_;
+          last_transient_error_ = ErrName(err) + ": " + rd_kafka_message_errstr(popped_[i]);
+          transient = true;
+          break;
+      }
     }
+    SHORTFALL_RETURN_IF_ERROR(failed);
+    if (appended > 0 && (n == 0 || transient)) return appended;  // drained what was prefetched
+    if (appended == 0 && MsUntil(deadline) == 0) return appended;
+    // Otherwise: woke early (a callback was served, or only events came): go on.
   }
   return appended;
 }

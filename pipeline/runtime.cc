@@ -106,46 +106,19 @@ Result<std::string> InstanceId(const std::filesystem::path& dir) {
   return id;
 }
 
-// The last value of header `name`, "" when absent; valid while `message`
-// lives. Through the C API: the C++ Message::headers() builds a Headers
-// object and get_last() copies the value, which cost 2.5% of a run's CPU
-// (measured with perf) for one header per record.
-std::string_view HeaderValue(RdKafka::Message& message, const char* name) {
-  rd_kafka_headers_t* headers = nullptr;
-  auto* raw = static_cast<rd_kafka_message_t*>(message.c_ptr());
-  if (rd_kafka_message_headers(raw, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-  const void* value = nullptr;
-  size_t size = 0;
-  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR || value == nullptr) {
-    return {};
-  }
-  return std::string_view(static_cast<const char*>(value), size);
-}
-
-std::string_view Value(const RdKafka::Message& m) {
-  return m.payload() == nullptr ? std::string_view()
-                                : std::string_view(static_cast<const char*>(m.payload()), m.len());
-}
-
-std::string_view Key(const RdKafka::Message& m) {
-  return m.key_pointer() == nullptr
-             ? std::string_view()
-             : std::string_view(static_cast<const char*>(m.key_pointer()), m.key_len());
-}
-
 // The state change a changelog record carries (ChangelogKey; a null value is
 // a delete), added to *writes.
-Status AddChangelogRecord(const RdKafka::Message& m, operators::StateWriteBatch* writes) {
-  const std::string_view key = Key(m);
+Status AddChangelogRecord(const KafkaMessage& m, operators::StateWriteBatch* writes) {
+  const std::string_view key = m.key();
   const size_t slash = key.find('/');
   if (slash == std::string_view::npos || !operators::IsValidNamespace(key.substr(0, slash))) {
-    return DataLossError(m.topic_name() + "[" + std::to_string(m.partition()) + "]@" + std::to_string(m.offset()) +
+    return DataLossError(std::string(m.topic()) + "[" + std::to_string(m.partition()) + "]@" + std::to_string(m.offset()) +
                          " is not a state record");
   }
-  if (m.payload() == nullptr) {
+  if (m.value_is_null()) {
     writes->Delete(key.substr(0, slash), key.substr(slash + 1));
   } else {
-    writes->Put(key.substr(0, slash), key.substr(slash + 1), Value(m));
+    writes->Put(key.substr(0, slash), key.substr(slash + 1), m.value());
   }
   return OkStatus();
 }
@@ -380,7 +353,7 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
     ~Done() { n.fetch_sub(1); }
   } done{restoring_tasks_};
   SHORTFALL_RETURN_IF_ERROR(restore_consumer_->Assign({{changelog.topic, changelog.partition, start}}));
-  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  std::vector<KafkaMessage> batch;
   operators::StateWriteBatch writes;
   uint64_t applied = 0;
   auto last_progress = began;
@@ -394,9 +367,9 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
     SHORTFALL_ASSIGN_OR_RETURN(size_t n, restore_consumer_->ConsumeBatch(10000, 200, &batch));
     writes.Clear();
     int64_t next = -1;
-    for (const auto& m : batch) {
-      SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(*m, &writes));
-      next = m->offset() + 1;
+    for (const KafkaMessage& m : batch) {
+      SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(m, &writes));
+      next = m.offset() + 1;
     }
     if (next >= 0) {
       if (Status s = store.Commit(writes, EncodeCheckpoint(kChangelogCheckpoint, next)); !s.ok()) {
@@ -445,14 +418,14 @@ Status Runtime::UpdateStandbys() {
 
 Status Runtime::PollStandbys() {
   if (standby_consumer_ == nullptr || standbys_.empty()) return OkStatus();
-  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  std::vector<KafkaMessage> batch;
   SHORTFALL_ASSIGN_OR_RETURN(size_t n, standby_consumer_->ConsumeBatch(10000, 0, &batch));
   if (n == 0) return OkStatus();
   std::map<int32_t, std::pair<operators::StateWriteBatch, int64_t>> writes;  // partition -> (batch, next offset)
-  for (const auto& m : batch) {
-    auto& [w, next] = writes[m->partition()];
-    SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(*m, &w));
-    next = m->offset() + 1;
+  for (const KafkaMessage& m : batch) {
+    auto& [w, next] = writes[m.partition()];
+    SHORTFALL_RETURN_IF_ERROR(AddChangelogRecord(m, &w));
+    next = m.offset() + 1;
   }
   for (auto& [p, w] : writes) {
     auto it = standbys_.find(p);
@@ -561,11 +534,11 @@ void Runtime::OnRevoked(const std::vector<TopicPartition>& partitions, bool lost
   }
 }
 
-Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail) {
+Status Runtime::DeadLetter(const KafkaMessage& message, std::string_view reason, std::string_view detail) {
   OutgoingRecord r;
   r.topic = options_.config.topics.dlq;
-  r.key = Key(message);
-  r.value = Value(message);
+  r.key = message.key();
+  r.value = message.value();
   if (r.key.size() > kMaxDeadLetterKey) {
     r.headers.emplace_back("shortfall.key.truncated_from", std::to_string(r.key.size()));
     r.key = r.key.substr(0, kMaxDeadLetterKey);
@@ -574,42 +547,41 @@ Status Runtime::DeadLetter(RdKafka::Message& message, std::string_view reason, s
     r.headers.emplace_back("shortfall.value.truncated_from", std::to_string(r.value.size()));
     r.value = r.value.substr(0, kMaxDeadLetterValue);
   }
-  if (RdKafka::Headers* headers = message.headers()) {
-    size_t kept = 0;
-    size_t dropped = 0;
-    for (const RdKafka::Headers::Header& h : headers->get_all()) {
-      const size_t size = h.key().size() + h.value_size();
-      if (kept + size > kMaxDeadLetterHeaders) {
-        dropped += size;
-        continue;
-      }
-      kept += size;
-      r.headers.emplace_back(h.key(), std::string(static_cast<const char*>(h.value()), h.value_size()));
+  size_t kept = 0;
+  size_t dropped = 0;
+  for (const auto& [name, value] : message.headers()) {
+    const size_t size = name.size() + value.size();
+    if (kept + size > kMaxDeadLetterHeaders) {
+      dropped += size;
+      continue;
     }
-    if (dropped > 0) r.headers.emplace_back("shortfall.headers.dropped_bytes", std::to_string(dropped));
+    kept += size;
+    r.headers.emplace_back(name, value);
   }
+  if (dropped > 0) r.headers.emplace_back("shortfall.headers.dropped_bytes", std::to_string(dropped));
   r.headers.emplace_back("shortfall.reason", std::string(reason));
   r.headers.emplace_back("shortfall.detail", operators::PrintableDetail(detail));
-  r.headers.emplace_back("shortfall.source.topic", message.topic_name());
+  r.headers.emplace_back("shortfall.source.topic", message.topic());
   r.headers.emplace_back("shortfall.source.partition", std::to_string(message.partition()));
   r.headers.emplace_back("shortfall.source.offset", std::to_string(message.offset()));
   return Send(r);
 }
 
-Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
+Status Runtime::ProcessInput(StageOneTask& task, const KafkaMessage& message) {
   ++stats_.records;
   ++stats_.records_by_source[static_cast<size_t>(task.source)];
   const operators::PayloadFormat format =
-      operators::PayloadFormatFromContentType(HeaderValue(message, "content-type"));
-  const RdKafka::MessageTimestamp ts = message.timestamp();
-  const TimestampMs record_time = ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? ts.timestamp : 0;
+      operators::PayloadFormatFromContentType(message.header("content-type"));
+  rd_kafka_timestamp_type_t ts_type;
+  const int64_t ts = message.timestamp(&ts_type);
+  const TimestampMs record_time = ts_type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? ts : 0;
   if (task.oldest_uncommitted_record == 0) task.oldest_uncommitted_record = record_time;
   std::optional<operators::Invalid> bad;
   if (task.source == EventSource::kShipments) {
-    bad = operators::DecodeShipmentEvent(Value(message), format, &task.shipment);
+    bad = operators::DecodeShipmentEvent(message.value(), format, &task.shipment);
     if (!bad) bad = task.normalizer.Normalize(task.shipment, record_time, &task.event);
   } else {
-    bad = operators::DecodeCustomsEvent(Value(message), format, &task.customs);
+    bad = operators::DecodeCustomsEvent(message.value(), format, &task.customs);
     if (!bad) bad = task.normalizer.Normalize(task.customs, record_time, &task.event);
   }
   if (bad) {
@@ -635,14 +607,14 @@ Status Runtime::ProcessInput(StageOneTask& task, RdKafka::Message& message) {
   return OkStatus();
 }
 
-Status Runtime::ProcessRepartition(StageTwoTask& task, RdKafka::Message& message) {
+Status Runtime::ProcessRepartition(StageTwoTask& task, const KafkaMessage& message) {
   ++stats_.repartition_read;
-  const std::string_view value = Value(message);
+  const std::string_view value = message.value();
   if (!task.record.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
       task.record.source_topic() > 1) {
     // Only shortfall writes this topic; a bad record here is a bug or a
     // foreign writer. Count it and go on rather than stall the partition.
-    log_ << "shortfall run: skipping undecodable repartition record at " << message.topic_name() << "-"
+    log_ << "shortfall run: skipping undecodable repartition record at " << message.topic() << "-"
          << message.partition() << "@" << message.offset() << "\n";
     return OkStatus();
   }
@@ -708,8 +680,8 @@ Status Runtime::Detect(StageTwoTask& task) {
   return OkStatus();
 }
 
-Status Runtime::Process(RdKafka::Message& message) {
-  const TopicPartition tp{message.topic_name(), message.partition()};
+Status Runtime::Process(const KafkaMessage& message) {
+  const TopicPartition tp{std::string(message.topic()), message.partition()};
   if (auto it = stage_one_.find(tp); it != stage_one_.end()) {
     StageOneTask& task = *it->second;
     // Below restored_offset: in the store already (a crash after the store's
@@ -1139,7 +1111,7 @@ Status Runtime::Run() {
       t.join();
     }
   } stop_watcher{this, watcher};
-  std::vector<std::unique_ptr<RdKafka::Message>> batch;
+  std::vector<KafkaMessage> batch;
   auto last_commit = std::chrono::steady_clock::now();
   int idle_polls = 0;
   Status result;
@@ -1155,8 +1127,8 @@ Status Runtime::Run() {
       result = n.status();
       break;
     }
-    for (auto& message : batch) {
-      result = Process(*message);
+    for (const KafkaMessage& message : batch) {
+      result = Process(message);
       if (!result.ok()) break;
     }
     if (!result.ok()) break;

@@ -150,12 +150,12 @@ class Runtime : public RebalanceListener {
 
   Runtime(RuntimeOptions options, const operators::Catalog& catalog, std::ostream& log);
   Status Start();
-  Status Process(RdKafka::Message& message);
-  Status ProcessInput(StageOneTask& task, RdKafka::Message& message);
-  Status ProcessRepartition(StageTwoTask& task, RdKafka::Message& message);
+  Status Process(const KafkaMessage& message);
+  Status ProcessInput(StageOneTask& task, const KafkaMessage& message);
+  Status ProcessRepartition(StageTwoTask& task, const KafkaMessage& message);
   // Runs the detectors over the windows just closed; produces alert records.
   Status Detect(StageTwoTask& task);
-  Status DeadLetter(RdKafka::Message& message, std::string_view reason, std::string_view detail);
+  Status DeadLetter(const KafkaMessage& message, std::string_view reason, std::string_view detail);
   // Drains stage one, flushes outputs, commits stores, then group offsets.
   // Only the tasks of `only` when given (a revocation).
   // `flush_timeout` bounds the wait for outputs to be delivered.

@@ -32,7 +32,7 @@
 namespace shortfall::pipeline {
 namespace {
 
-using Messages = std::vector<std::unique_ptr<RdKafka::Message>>;
+using Messages = std::vector<KafkaMessage>;
 using SteadyClock = std::chrono::steady_clock;
 
 const std::vector<std::string> kDefaultTopics = {"shipments.events.v1", "customs.events.v1",
@@ -99,16 +99,12 @@ std::vector<Record> ReadAll(const std::string& bootstrap, const std::vector<std:
     if (!n.ok()) break;
     for (auto& m : batch) {
       Record r;
-      r.topic = m->topic_name();
-      r.partition = m->partition();
-      if (m->key() != nullptr) r.key = *m->key();
-      if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
-      r.timestamp_ms = m->timestamp().timestamp;
-      if (m->headers() != nullptr) {
-        for (const RdKafka::Headers::Header& h : m->headers()->get_all()) {
-          r.headers[h.key()] = std::string(h.value_string(), h.value_size());
-        }
-      }
+      r.topic = m.topic();
+      r.partition = m.partition();
+      r.key = m.key();
+      r.value = m.value();
+      r.timestamp_ms = m.timestamp();
+      for (const auto& [name, value] : m.headers()) r.headers[std::string(name)] = value;
       records.push_back(std::move(r));
     }
   }
