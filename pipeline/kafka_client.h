@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -84,6 +85,21 @@ struct TopicPartition {
   int32_t partition = 0;
   friend bool operator==(const TopicPartition&, const TopicPartition&) = default;
   friend auto operator<=>(const TopicPartition&, const TopicPartition&) = default;
+};
+
+// A partition named by a view, and an ordering of both that finds a
+// TopicPartition-keyed map entry from a view without building a string
+// (std::map<TopicPartition, T, TopicPartitionLess>::find(TopicPartitionRef)).
+struct TopicPartitionRef {
+  std::string_view topic;
+  int32_t partition = 0;
+};
+struct TopicPartitionLess {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
+  }
 };
 
 // In commits, `offset` is the NEXT offset to consume (last processed + 1),

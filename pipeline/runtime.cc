@@ -681,7 +681,7 @@ Status Runtime::Detect(StageTwoTask& task) {
 }
 
 Status Runtime::Process(const KafkaMessage& message) {
-  const TopicPartition tp{std::string(message.topic()), message.partition()};
+  const TopicPartitionRef tp{message.topic(), message.partition()};
   if (auto it = stage_one_.find(tp); it != stage_one_.end()) {
     StageOneTask& task = *it->second;
     // Below restored_offset: in the store already (a crash after the store's

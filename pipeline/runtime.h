@@ -233,8 +233,9 @@ class Runtime : public RebalanceListener {
   bool failed_ = false;  // Run() is ending with an error: commit nothing more
   bool state_failed_ = false;
   int state_lock_fd_ = -1;  // flock on <state_dir>/<application_id>/.lock
-  std::map<TopicPartition, std::unique_ptr<StageOneTask>> stage_one_;
-  std::map<TopicPartition, std::unique_ptr<StageTwoTask>> stage_two_;
+  // Looked up per record by TopicPartitionRef (no string built).
+  std::map<TopicPartition, std::unique_ptr<StageOneTask>, TopicPartitionLess> stage_one_;
+  std::map<TopicPartition, std::unique_ptr<StageTwoTask>, TopicPartitionLess> stage_two_;
   bool uncommitted_ = false;  // records read since the last commit
   Status callback_error_;  // an error inside a rebalance callback, reported by Run()
   std::atomic<bool> stop_{false};
