@@ -227,8 +227,18 @@ class KafkaProducer::Callbacks final : public RdKafka::DeliveryReportCb, public 
 KafkaProducer::KafkaProducer() : callbacks_(std::make_unique<Callbacks>(this)) {}
 
 KafkaProducer::~KafkaProducer() {
+  for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);
   // librdkafka calls back into callbacks_ until the handle is gone.
   producer_.reset();
+}
+
+rd_kafka_topic_t* KafkaProducer::TopicHandle(std::string_view topic) {
+  auto it = topics_.find(topic);
+  if (it != topics_.end()) return it->second;
+  std::string name(topic);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_->c_ptr(), name.c_str(), nullptr);
+  if (handle == nullptr) return nullptr;
+  return topics_.emplace(std::move(name), handle).first->second;
 }
 
 Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaProperties& props) {
@@ -266,24 +276,50 @@ Status KafkaProducer::FatalStatus() {
 
 Status KafkaProducer::Produce(const OutgoingRecord& record) {
   if (callbacks_->fatal) return FatalStatus();
-  const std::string topic(record.topic);
+  rd_kafka_topic_t* rkt = TopicHandle(record.topic);
+  if (rkt == nullptr) {
+    return InvalidArgumentError("produce to topic '" + std::string(record.topic) + "': " +
+                                rd_kafka_err2str(rd_kafka_last_error()));
+  }
+  // Through the C API: one call, the record and its headers copied into
+  // librdkafka's queue, no C++ Headers object.
+  std::vector<rd_kafka_vu_t>& args = produce_args_;
+  args.clear();
+  const auto add = [&args](rd_kafka_vtype_t type) -> rd_kafka_vu_t& {
+    args.push_back(rd_kafka_vu_t{});
+    args.back().vtype = type;
+    return args.back();
+  };
+  add(RD_KAFKA_VTYPE_RKT).u.rkt = rkt;
+  add(RD_KAFKA_VTYPE_PARTITION).u.i32 = record.partition;
+  add(RD_KAFKA_VTYPE_MSGFLAGS).u.i = RD_KAFKA_MSG_F_COPY;
+  rd_kafka_vu_t& value = add(RD_KAFKA_VTYPE_VALUE);
+  value.u.mem.ptr = const_cast<char*>(record.value.data());
+  value.u.mem.size = record.value.size();
+  rd_kafka_vu_t& key = add(RD_KAFKA_VTYPE_KEY);
+  key.u.mem.ptr = const_cast<char*>(record.key.data());
+  key.u.mem.size = record.key.size();
+  add(RD_KAFKA_VTYPE_TIMESTAMP).u.i64 = record.timestamp_ms;
+  for (const auto& [name, header_value] : record.headers) {
+    rd_kafka_vu_t& h = add(RD_KAFKA_VTYPE_HEADER);
+    h.u.header.name = name.c_str();
+    h.u.header.val = header_value.data();
+    h.u.header.size = static_cast<ssize_t>(header_value.size());
+  }
   const auto deadline = Clock::now() + std::chrono::milliseconds(queue_full_timeout_);
   for (;;) {
-    // librdkafka takes the headers only when produce() succeeds.
-    std::unique_ptr<RdKafka::Headers> headers;
-    if (!record.headers.empty()) {
-      headers.reset(RdKafka::Headers::create());
-      for (const auto& [name, value] : record.headers) headers->add(name, value.data(), value.size());
-    }
-    const RdKafka::ErrorCode err = producer_->produce(
-        topic, record.partition, RdKafka::Producer::RK_MSG_COPY,
-        const_cast<char*>(record.value.data()), record.value.size(),
-        record.key.data(), record.key.size(), record.timestamp_ms, headers.get(), nullptr);
+    rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), args.data(), args.size());
+    const auto err = static_cast<RdKafka::ErrorCode>(error == nullptr ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                                                     : rd_kafka_error_code(error));
+    if (error != nullptr) rd_kafka_error_destroy(error);
     if (err == RdKafka::ERR_NO_ERROR) {
-      static_cast<void>(headers.release());  // librdkafka owns them now
-      producer_->poll(0);
+      if (++unpolled_ >= kPollEvery) {
+        unpolled_ = 0;
+        producer_->poll(0);
+      }
       return OkStatus();
     }
+    const std::string topic(record.topic);
     const std::string what = "produce to " + PartitionName(topic, record.partition) + ": ";
     switch (err) {
       case RdKafka::ERR__QUEUE_FULL:

@@ -228,8 +228,19 @@ class KafkaProducer {
   std::vector<std::string> tracked_topics_;
   std::map<std::pair<std::string, int32_t>, int64_t> delivered_offsets_;
 
+  // librdkafka's handle of a topic, created on the first record to it and
+  // released before producer_ (so a record does not look its topic up by
+  // name).
+  rd_kafka_topic_t* TopicHandle(std::string_view topic);
+
   std::unique_ptr<Callbacks> callbacks_;  // outlives producer_ (declared first)
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::map<std::string, rd_kafka_topic_t*, std::less<>> topics_;
+  // Records produced since delivery reports were last served; Produce
+  // serves them every kPollEvery records instead of after each one.
+  int unpolled_ = 0;
+  static constexpr int kPollEvery = 64;
+  std::vector<rd_kafka_vu_t> produce_args_;  // Produce's scratch
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> failed_{0};
   DurationMs queue_full_timeout_ = 30 * kMsPerSecond;
