@@ -50,16 +50,17 @@ ks_cp=$(bench/kstreams/build.sh)
 dir=$(mktemp -d /tmp/shortfall-kafka-bench.XXXXXX)
 cleanup() { tools/kafka.sh stop --dir "$dir/broker" >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
-tools/kafka.sh start --dir "$dir/broker" >/dev/null
-bootstrap=$(cat "$dir/broker/bootstrap")
 # The records' timestamps are the events' publish times, which run months
-# past the start of the scenario (2026-01-05) and at 5M events beyond today:
-# Kafka 4 refuses a record more than an hour in the future
-# (message.timestamp.after.max.ms), failing its whole batch ("an invalid
-# record in the same batch").
+# past the scenario's start (2026-01-05), at 5M events beyond today; Kafka 4
+# refuses records more than an hour in the future (the whole batch fails,
+# "an invalid record in the same batch"), in the input topics and in
+# shortfall's and Kafka Streams' internal topics alike. And nothing is
+# deleted for its age: most of those timestamps are months old.
+tools/kafka.sh start --dir "$dir/broker" --prop log.message.timestamp.after.max.ms=9223372036854775807 \
+  --prop log.retention.ms=-1 >/dev/null
+bootstrap=$(cat "$dir/broker/bootstrap")
 for t in shipments.events.v1 customs.events.v1; do
-  tools/kafka.sh topics --bootstrap "$bootstrap" create "$t" 8 retention.ms=-1 \
-    message.timestamp.after.max.ms=9223372036854775807 >/dev/null
+  tools/kafka.sh topics --bootstrap "$bootstrap" create "$t" 8 retention.ms=-1 >/dev/null
 done
 tools/kafka.sh topics --bootstrap "$bootstrap" create kstreams.dlq.v1 8 >/dev/null
 echo "kafka_bench: producing $events events to $bootstrap" >&2
