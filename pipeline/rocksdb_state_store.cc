@@ -11,6 +11,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <mutex>
 #include <utility>
@@ -22,6 +23,10 @@ namespace {
 // Key of the checkpoint blob in the "default" column family. Namespaces can
 // never be named "default", so this cannot collide with state.
 constexpr std::string_view kCheckpointKey = "shortfall.checkpoint";
+
+// Memtable arena block under a shared write-buffer manager (see
+// MakeColumnFamilyOptions).
+constexpr size_t kSharedArenaBlockBytes = size_t{64} << 10;
 
 Status FromRocks(const rocksdb::Status& s, std::string_view operation, const std::string& dir) {
   std::string message = "rocksdb ";
@@ -62,6 +67,14 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const RocksDbStateStoreOpti
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = options.write_buffer_bytes;
+  if (options.shared_cache && options.shared_cache->write_buffer_bytes() > 0) {
+    // Every memtable holds at least one arena block from its first write
+    // (by default an eighth of write_buffer_bytes, at most 1 MiB), and the
+    // manager counts blocks, not data: with tens of namespaces over the
+    // tasks' stores the first blocks alone would pass a bound of tens of
+    // MiB. Small blocks make the bound about the data.
+    cf.arena_block_size = kSharedArenaBlockBytes;
+  }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return cf;
 }
@@ -122,6 +135,9 @@ Result<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 5;  // RocksDB's own info LOG files, not the WAL
   if (options.env != nullptr) db_options.env = options.env;
+  if (options.shared_cache && options.shared_cache->write_buffers_) {
+    db_options.write_buffer_manager = options.shared_cache->write_buffers_;
+  }
   db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
   db_options.max_bgerror_resume_count = 0;  // same reason, for retryable errors
 
@@ -301,7 +317,34 @@ Status RocksDbStateStore::Commit(const operators::StateWriteBatch& batch,
     }
     return status;
   }
+  FlushIfOverSharedBound();
   return OkStatus();
+}
+
+void RocksDbStateStore::FlushIfOverSharedBound() {
+  const rocksdb::WriteBufferManager* manager =
+      options_.shared_cache ? options_.shared_cache->write_buffers_.get() : nullptr;
+  if (manager == nullptr || manager->memory_usage() <= manager->buffer_size()) return;
+  // The manager has switched memtables to flushes already (at 7/8 of its
+  // bound); over the bound, those flushes lag behind the writes. Waiting for
+  // this store's own flush holds the writer back without depending on any
+  // other store, so it cannot wait for good.
+  std::vector<rocksdb::ColumnFamilyHandle*> families{default_cf_};
+  {
+    std::shared_lock lock(cf_mu_);
+    for (const auto& [name, cf] : column_families_) families.push_back(cf);
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  flush.allow_write_stall = true;
+  rocksdb::Status s = db_->Flush(flush, families);
+  // The commit is in the log already, so it stands; an I/O error stops the
+  // writes that follow (CheckWritable), as after a failed commit.
+  if (!s.ok() && StopsWrites(s)) {
+    std::unique_lock lock(cf_mu_);
+    write_error_ = FromRocks(s, "flush over the shared write-buffer bound", dir_);
+  }
+  s.PermitUncheckedError();
 }
 
 Result<std::string> RocksDbStateStore::LastCheckpoint() const {
@@ -357,11 +400,27 @@ Status RocksDbStateStore::CreateCheckpoint(const std::string& dir) const {
   return OkStatus();
 }
 
-SharedBlockCache::SharedBlockCache(size_t bytes) : capacity_(bytes), cache_(rocksdb::NewLRUCache(bytes)) {
-  SHORTFALL_CHECK(bytes > 0);
+SharedBlockCache::SharedBlockCache(size_t cache_bytes, size_t write_buffer_bytes)
+    : capacity_(cache_bytes), write_buffer_bytes_(write_buffer_bytes), cache_(rocksdb::NewLRUCache(cache_bytes)) {
+  SHORTFALL_CHECK(cache_bytes > 0);
+  SHORTFALL_CHECK(write_buffer_bytes < cache_bytes);
+  if (write_buffer_bytes > 0) {
+    // allow_stall = false: see the class comment.
+    write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(write_buffer_bytes, cache_, /*allow_stall=*/false);
+  }
 }
 
-uint64_t SharedBlockCache::UsageBytes() const { return cache_->GetUsage(); }
+SharedBlockCache::~SharedBlockCache() = default;
+
+uint64_t SharedBlockCache::UsageBytes() const {
+  const uint64_t usage = cache_->GetUsage();
+  const uint64_t reserved = write_buffers_ ? write_buffers_->dummy_entries_in_cache_usage() : 0;
+  return usage > reserved ? usage - reserved : 0;
+}
+
+uint64_t SharedBlockCache::WriteBufferUsageBytes() const {
+  return write_buffers_ ? write_buffers_->memory_usage() : 0;
+}
 
 uint64_t RocksDbStateStore::MemoryUsageBytes() const {
   uint64_t bytes = options_.shared_cache ? 0 : block_cache_->GetUsage();
