@@ -1003,6 +1003,60 @@ TEST(Generator, DwellFactorStretchesReleasesOfItsGroupAndPortAndChangesNothingEl
   EXPECT_GT(stretched, 20u);  // PPE at Laredo: about ten a weekday
 }
 
+TEST(Generator, ReleaseWithheldDropsTheReleasesAndGateOutsOfItsGroupAndPortAndChangesNothingElse) {
+  // Given a run, and the same with no PPE released at Laredo for four days
+  GeneratorOptions options;
+  options.events = 60000;
+  const Window window{options.start + 5 * kMsPerDay, options.start + 9 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{"ppe", "2304", window.start, window.end, 1.0};
+  d.release_withheld = true;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> withheld = Generate(options);
+  const auto by_id = [](const std::vector<EventRecord>& records) {
+    std::map<std::string, EventRecord> out;
+    for (const EventRecord& r : records) {
+      if (r.has_raw_value() || !Problems(r).empty()) continue;
+      out[r.has_customs() ? r.customs().event_id() : r.shipment().event_id()] = r;
+    }
+    return out;
+  };
+  const std::map<std::string, EventRecord> a = by_id(base), b = by_id(withheld);
+  std::map<std::string, TimestampMs> arrival;
+  for (const EventRecord& r : base) {
+    if (IsArrival(r)) arrival[r.shipment().shipment_id()] = EventTime(r);
+  }
+  const TimestampMs compared_until = window.end + 3 * kMsPerDay;  // the event cap cuts both runs' tails
+  size_t dropped = 0;
+  size_t kept_arrivals = 0;
+  for (const auto& [id, x] : a) {
+    if (EventTime(x) >= compared_until) continue;
+    const std::string& shipment = x.has_customs() ? x.customs().shipment_id() : x.shipment().shipment_id();
+    const bool targeted = shipment[3] == '1' && arrival.count(shipment) &&
+                          arrival[shipment] >= window.start && arrival[shipment] < window.end &&
+                          (x.has_customs() ? x.customs().corridor().port_of_entry()
+                                           : x.shipment().corridor().port_of_entry()) == "2304";
+    const bool release = (x.has_customs() && x.customs().status() == v1::CUSTOMS_STATUS_RELEASED) ||
+                         (x.has_shipment() && x.shipment().event_type_code() == "GTOT");
+    auto it = b.find(id);
+    if (targeted && release) {
+      // Then the targeted releases and gate-outs are not written
+      EXPECT_EQ(it, b.end()) << id;
+      ++dropped;
+      continue;
+    }
+    // and every other record is the same, publish time included
+    if (it == b.end()) {
+      ADD_FAILURE() << id << " missing with the releases withheld";
+      continue;
+    }
+    EXPECT_EQ(it->second.SerializeAsString(), x.SerializeAsString()) << id;
+    kept_arrivals += targeted && IsArrival(x);
+  }
+  EXPECT_GT(dropped, 40u);  // PPE at Laredo: about ten a weekday, two records each
+  EXPECT_GT(kept_arrivals, 20u);
+}
+
 // Valid records behind their partition's maximum event time by more than
 // the lateness (late) or by more than 20 min, twice the longest usual
 // publish delay (out of order, or late), counted by whether their event
