@@ -271,6 +271,37 @@ Status RocksDbStateStore::Scan(std::string_view ns, std::string_view prefix,
 
 Status RocksDbStateStore::Commit(const operators::StateWriteBatch& batch,
                                  std::string_view checkpoint) {
+  return Write(batch, &checkpoint, /*logged=*/true);
+}
+
+Status RocksDbStateStore::ApplyUnlogged(const operators::StateWriteBatch& batch) {
+  return Write(batch, nullptr, /*logged=*/false);
+}
+
+Status RocksDbStateStore::FlushAll() {
+  SHORTFALL_RETURN_IF_ERROR(CheckWritable("flush"));
+  std::vector<rocksdb::ColumnFamilyHandle*> families{default_cf_};
+  {
+    std::shared_lock lock(cf_mu_);
+    for (const auto& [name, cf] : column_families_) families.push_back(cf);
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  flush.allow_write_stall = true;
+  rocksdb::Status s = db_->Flush(flush, families);
+  if (!s.ok()) {
+    Status status = FromRocks(s, "flush", dir_);
+    if (StopsWrites(s)) {
+      std::unique_lock lock(cf_mu_);
+      write_error_ = status;
+    }
+    return status;
+  }
+  return OkStatus();
+}
+
+Status RocksDbStateStore::Write(const operators::StateWriteBatch& batch, const std::string_view* checkpoint,
+                                bool logged) {
   // Validate everything before touching the database, so a bad batch
   // creates no column family and writes nothing.
   for (const operators::StateMutation& m : batch.mutations()) {
@@ -303,12 +334,15 @@ Status RocksDbStateStore::Commit(const operators::StateWriteBatch& batch,
                                 : write.Delete(cf, ToSlice(m.key));
     if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
   }
-  rocksdb::Status s = write.Put(default_cf_, ToSlice(kCheckpointKey), ToSlice(checkpoint));
-  if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
+  if (checkpoint != nullptr) {
+    rocksdb::Status s = write.Put(default_cf_, ToSlice(kCheckpointKey), ToSlice(*checkpoint));
+    if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
+  }
 
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_commits;
-  s = db_->Write(write_options, &write);
+  write_options.sync = logged && options_.sync_commits;
+  write_options.disableWAL = !logged;
+  rocksdb::Status s = db_->Write(write_options, &write);
   if (!s.ok()) {
     Status status = FromRocks(s, "commit", dir_);
     if (StopsWrites(s)) {
@@ -328,23 +362,9 @@ void RocksDbStateStore::FlushIfOverSharedBound() {
   // The manager has switched memtables to flushes already (at 7/8 of its
   // bound); over the bound, those flushes lag behind the writes. Waiting for
   // this store's own flush holds the writer back without depending on any
-  // other store, so it cannot wait for good.
-  std::vector<rocksdb::ColumnFamilyHandle*> families{default_cf_};
-  {
-    std::shared_lock lock(cf_mu_);
-    for (const auto& [name, cf] : column_families_) families.push_back(cf);
-  }
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  flush.allow_write_stall = true;
-  rocksdb::Status s = db_->Flush(flush, families);
-  // The commit is in the log already, so it stands; an I/O error stops the
-  // writes that follow (CheckWritable), as after a failed commit.
-  if (!s.ok() && StopsWrites(s)) {
-    std::unique_lock lock(cf_mu_);
-    write_error_ = FromRocks(s, "flush over the shared write-buffer bound", dir_);
-  }
-  s.PermitUncheckedError();
+  // other store, so it cannot wait for good. The write before stands; a
+  // flush error stops the writes after it (FlushAll records it).
+  FlushAll().IgnoreError();
 }
 
 Result<std::string> RocksDbStateStore::LastCheckpoint() const {

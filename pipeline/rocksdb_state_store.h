@@ -159,6 +159,18 @@ class RocksDbStateStore final : public operators::StateStore {
               const operators::ScanVisitor& visit) const override;
   Status Commit(const operators::StateWriteBatch& batch, std::string_view checkpoint) override;
   Result<std::string> LastCheckpoint() const override;
+
+  // Rebuilding a store from its changelog, where a crash is repaired by
+  // applying the changelog again from the last checkpoint (puts and deletes
+  // in order come out the same however often applied): ApplyUnlogged
+  // writes `batch` without the write-ahead log and without a checkpoint —
+  // readable at once, on disk only once flushed, lost on a crash before
+  // that — and FlushAll makes everything written so far durable, after
+  // which a Commit (an empty batch will do) records the checkpoint. Skips
+  // the log's write and fsync, most of a commit's cost besides the memtable
+  // insert. Errors and the refusal after a write error as for Commit.
+  Status ApplyUnlogged(const operators::StateWriteBatch& batch);
+  Status FlushAll();
   // REQUIRES: the returned view is destroyed before this store.
   Result<std::unique_ptr<operators::StateView>> Snapshot() const override;
   // Estimates: keys sums "rocksdb.estimate-num-keys" and bytes sums
@@ -195,10 +207,13 @@ class RocksDbStateStore final : public operators::StateStore {
   Result<rocksdb::ColumnFamilyHandle*> CreateColumnFamily(const std::string& ns);
   // kFailedPrecondition once a write has failed with an I/O error.
   Status CheckWritable(std::string_view operation) const;
+  // Writes `batch` (validated, column families created), and `checkpoint`
+  // unless it is null, in one RocksDB write batch.
+  Status Write(const operators::StateWriteBatch& batch, const std::string_view* checkpoint, bool logged);
   // After a commit: when the memtables under the shared write-buffer
   // manager exceed its bound (their flushes lag behind the writes), flushes
   // this store and waits for it. A flush error stops later writes
-  // (write_error_); the commit before it stands.
+  // (write_error_); the write before it stands.
   void FlushIfOverSharedBound();
 
   // Reads at `snapshot`, or at the latest commit when it is nullptr.

@@ -428,6 +428,36 @@ TEST(RocksDbStateStore, SharedWriteBufferManagerBoundsEveryStoresMemtablesTogeth
   EXPECT_TRUE(IsOk(after.status()) && after->has_value());
 }
 
+TEST(RocksDbStateStore, UnloggedWritesReadAtOnceAndFlushAllMakesThemDurableWithoutACheckpoint) {
+  // Given a store with a commit, then writes applied without the log
+  ScopedTempDir temp;
+  const std::string dir = temp.path() + "/s";
+  {
+    Result<std::unique_ptr<RocksDbStateStore>> store = RocksDbStateStore::Open(dir);
+    ASSERT_TRUE(IsOk(store.status()));
+    StateWriteBatch batch;
+    batch.Put("volumes", "a", "1");
+    ASSERT_TRUE(IsOk((*store)->Commit(batch, "cp1")));
+    batch.Clear();
+    batch.Put("volumes", "b", "2");
+    batch.Delete("volumes", "a");
+    batch.Put("dwell_join", "c", "3");
+    ASSERT_TRUE(IsOk((*store)->ApplyUnlogged(batch)));
+    // Then they read at once, and the checkpoint stays the last commit's
+    EXPECT_EQ(ValueAt(**store, "volumes", "b"), "2");
+    EXPECT_EQ(ValueAt(**store, "volumes", "a"), std::nullopt);
+    EXPECT_EQ(CheckpointOf(**store), "cp1");
+    ASSERT_TRUE(IsOk((*store)->FlushAll()));
+  }
+  // and after FlushAll they are on disk
+  Result<std::unique_ptr<RocksDbStateStore>> reopened = RocksDbStateStore::Open(dir);
+  ASSERT_TRUE(IsOk(reopened.status()));
+  EXPECT_EQ(ValueAt(**reopened, "volumes", "b"), "2");
+  EXPECT_EQ(ValueAt(**reopened, "volumes", "a"), std::nullopt);
+  EXPECT_EQ(ValueAt(**reopened, "dwell_join", "c"), "3");
+  EXPECT_EQ(CheckpointOf(**reopened), "cp1");
+}
+
 TEST(RocksDbStateStore, UnsyncedCommitsSurviveCleanClose) {
   ScopedTempDir temp;
   RocksDbStateStoreOptions options;
