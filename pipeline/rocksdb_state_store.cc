@@ -289,14 +289,7 @@ Status RocksDbStateStore::FlushAll() {
   flush.wait = true;
   flush.allow_write_stall = true;
   rocksdb::Status s = db_->Flush(flush, families);
-  if (!s.ok()) {
-    Status status = FromRocks(s, "flush", dir_);
-    if (StopsWrites(s)) {
-      std::unique_lock lock(cf_mu_);
-      write_error_ = status;
-    }
-    return status;
-  }
+  if (!s.ok()) return WriteFailed(s, "flush");
   return OkStatus();
 }
 
@@ -343,14 +336,7 @@ Status RocksDbStateStore::Write(const operators::StateWriteBatch& batch, const s
   write_options.sync = logged && options_.sync_commits;
   write_options.disableWAL = !logged;
   rocksdb::Status s = db_->Write(write_options, &write);
-  if (!s.ok()) {
-    Status status = FromRocks(s, "commit", dir_);
-    if (StopsWrites(s)) {
-      std::unique_lock lock(cf_mu_);
-      write_error_ = status;
-    }
-    return status;
-  }
+  if (!s.ok()) return WriteFailed(s, "commit");
   FlushIfOverSharedBound();
   return OkStatus();
 }
@@ -390,6 +376,15 @@ operators::StateStoreStats RocksDbStateStore::Stats() const {
                    IntProperty(*db_, cf, "rocksdb.cur-size-all-mem-tables");
   }
   return stats;
+}
+
+Status RocksDbStateStore::WriteFailed(const rocksdb::Status& s, std::string_view operation) {
+  Status status = FromRocks(s, operation, dir_);
+  if (StopsWrites(s)) {
+    std::unique_lock lock(cf_mu_);
+    write_error_ = status;
+  }
+  return status;
 }
 
 Status RocksDbStateStore::CheckWritable(std::string_view operation) const {

@@ -50,6 +50,7 @@ class ColumnFamilyHandle;
 class DB;
 class Env;
 class Snapshot;
+class Status;
 class WriteBufferManager;
 }  // namespace rocksdb
 
@@ -207,6 +208,9 @@ class RocksDbStateStore final : public operators::StateStore {
   Result<rocksdb::ColumnFamilyHandle*> CreateColumnFamily(const std::string& ns);
   // kFailedPrecondition once a write has failed with an I/O error.
   Status CheckWritable(std::string_view operation) const;
+  // The Status of a failed write; remembers it (write_error_) when RocksDB
+  // stops taking writes after it. REQUIRES: cf_mu_ not held.
+  Status WriteFailed(const rocksdb::Status& s, std::string_view operation);
   // Writes `batch` (validated, column families created), and `checkpoint`
   // unless it is null, in one RocksDB write batch.
   Status Write(const operators::StateWriteBatch& batch, const std::string_view* checkpoint, bool logged);
