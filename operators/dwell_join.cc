@@ -56,6 +56,7 @@ void DwellJoin::Offer(GroupId group, std::string_view shipment_id, DwellRole rol
   auto it = sides_.find(key_);
   if (it == sides_.end()) {
     sides_.emplace(key_, Side{role, event_time, corridor, true, false});
+    dirty_.push_back(key_);
     return;
   }
   Side& other = it->second;
@@ -102,10 +103,16 @@ void DwellJoin::Flush(StateWriteBatch* batch) {
   for (const std::string& key : deleted_) batch->Delete(kNamespace, key);
   deleted_.clear();
   // Sorted, so equal states write equal batches whatever the hash order.
+  // Only the sides added since the last Flush, not every waiting one: with
+  // a million waiting, a scan per commit would cost more than the commit.
   std::vector<std::pair<std::string, Side*>> dirty;
-  for (auto& [key, side] : sides_) {
-    if (side.dirty) dirty.emplace_back(StateKey(key), &side);
+  for (const std::string& key : dirty_) {
+    auto it = sides_.find(key);
+    if (it == sides_.end() || !it->second.dirty) continue;  // paired or expired since, or listed twice
+    it->second.dirty = false;
+    dirty.emplace_back(StateKey(key), &it->second);
   }
+  dirty_.clear();
   std::sort(dirty.begin(), dirty.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   internal::DwellSideState proto;
   for (auto& [key, side] : dirty) {
@@ -113,7 +120,6 @@ void DwellJoin::Flush(StateWriteBatch* batch) {
     proto.set_event_time_ms(side->event_time);
     proto.set_corridor(corridors_->Code(side->corridor));
     batch->Put(kNamespace, key, proto.SerializeAsString());
-    side->dirty = false;
     side->persisted = true;
   }
   if (counters_dirty_) {
@@ -141,6 +147,7 @@ Status DwellJoin::Restore(const StateView& state) {
 Status DwellJoin::RestoreFrom(const StateView& state) {
   sides_.clear();
   deleted_.clear();
+  dirty_.clear();
   counters_ = {};
   counters_dirty_ = false;
   expired_until_ = kMinTimestamp;

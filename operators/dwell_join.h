@@ -136,6 +136,9 @@ class DwellJoin {
   CorridorTable* corridors_;
   std::unordered_map<std::string, Side> sides_;
   std::vector<std::string> deleted_;  // state keys to delete on Flush
+  // Memory keys of the sides added since the last Flush (some paired or
+  // expired since, some listed twice): what Flush writes, without a scan.
+  std::vector<std::string> dirty_;
   DwellJoinCounters counters_;
   bool counters_dirty_ = false;
   TimestampMs expired_until_ = kMinTimestamp;  // closed_until of the last Expire

@@ -170,6 +170,7 @@ int Application::Gen(const std::vector<std::string>& args) {
   flags.Add("start", "TIME", "event time of the first shipments (UTC)", "2026-01-05T00:00:00Z");
   flags.Add("malformed-rate", "R", "extra malformed records per record", "0.001");
   flags.Add("late-rate", "R", "records delayed past the allowed lateness", "0.0005");
+  flags.Add("rate-scale", "R", "multiplies every corridor's shipments per day, above 0 and up to 100", "1");
   flags.AddBool("to-kafka",
                 "produce to Kafka at --brokers instead of writing a file (value: the event as pb or "
                 "json, with a content-type header; the partitioner picks partitions, not --partitions)");
@@ -232,6 +233,15 @@ int Application::Gen(const std::vector<std::string>& args) {
     if (given(rate_flag)) {
       (std::string_view(rate_flag) == "malformed-rate" ? options.malformed_rate : options.late_rate) = rate;
     }
+  }
+  {
+    char* end = nullptr;
+    const std::string text = flags.Get("rate-scale");
+    const double scale = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0' || !(scale > 0 && scale <= 100)) {
+      return usage_error(InvalidArgumentError("--rate-scale: '" + text + "' is not a factor above 0 and up to 100"));
+    }
+    if (given("rate-scale")) options.rate_scale = scale;
   }
   if (given("seed")) options.seed = *seed;
   if (given("events")) options.events = *events;

@@ -12,6 +12,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <mutex>
 #include <utility>
@@ -23,6 +24,10 @@ namespace {
 // Key of the checkpoint blob in the "default" column family. Namespaces can
 // never be named "default", so this cannot collide with state.
 constexpr std::string_view kCheckpointKey = "shortfall.checkpoint";
+
+// Memtable arena block under a shared write-buffer manager (see
+// MakeColumnFamilyOptions).
+constexpr size_t kSharedArenaBlockBytes = size_t{64} << 10;
 
 Status FromRocks(const rocksdb::Status& s, std::string_view operation, const std::string& dir) {
   std::string message = "rocksdb ";
@@ -65,6 +70,14 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const RocksDbStateStoreOpti
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = options.write_buffer_bytes;
+  if (options.shared_cache && options.shared_cache->write_buffer_bytes() > 0) {
+    // Every memtable holds at least one arena block from its first write
+    // (by default an eighth of write_buffer_bytes, at most 1 MiB), and the
+    // manager counts blocks, not data: with tens of namespaces over the
+    // tasks' stores the first blocks alone would pass a bound of tens of
+    // MiB. Small blocks make the bound about the data.
+    cf.arena_block_size = kSharedArenaBlockBytes;
+  }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // The operators keep their state in memory and read a store only when a
   // task opens (Scan, and Get of a few layout keys); while they run, a
@@ -135,6 +148,9 @@ Result<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 5;  // RocksDB's own info LOG files, not the WAL
   if (options.env != nullptr) db_options.env = options.env;
+  if (options.shared_cache && options.shared_cache->write_buffers_) {
+    db_options.write_buffer_manager = options.shared_cache->write_buffers_;
+  }
   db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
   db_options.max_bgerror_resume_count = 0;  // same reason, for retryable errors
   db_options.allow_concurrent_memtable_write = false;  // vector memtables (below) do not support it
@@ -272,6 +288,30 @@ Status RocksDbStateStore::Scan(std::string_view ns, std::string_view prefix,
 
 Status RocksDbStateStore::Commit(const operators::StateWriteBatch& batch,
                                  std::string_view checkpoint) {
+  return Write(batch, &checkpoint, /*logged=*/true);
+}
+
+Status RocksDbStateStore::ApplyUnlogged(const operators::StateWriteBatch& batch) {
+  return Write(batch, nullptr, /*logged=*/false);
+}
+
+Status RocksDbStateStore::FlushAll() {
+  SHORTFALL_RETURN_IF_ERROR(CheckWritable("flush"));
+  std::vector<rocksdb::ColumnFamilyHandle*> families{default_cf_};
+  {
+    std::shared_lock lock(cf_mu_);
+    for (const auto& [name, cf] : column_families_) families.push_back(cf);
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  flush.allow_write_stall = true;
+  rocksdb::Status s = db_->Flush(flush, families);
+  if (!s.ok()) return WriteFailed(s, "flush");
+  return OkStatus();
+}
+
+Status RocksDbStateStore::Write(const operators::StateWriteBatch& batch, const std::string_view* checkpoint,
+                                bool logged) {
   // Validate everything before touching the database, so a bad batch
   // creates no column family and writes nothing.
   for (const operators::StateMutation& m : batch.mutations()) {
@@ -304,21 +344,30 @@ Status RocksDbStateStore::Commit(const operators::StateWriteBatch& batch,
                                 : write.Delete(cf, ToSlice(m.key));
     if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
   }
-  rocksdb::Status s = write.Put(default_cf_, ToSlice(kCheckpointKey), ToSlice(checkpoint));
-  if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
+  if (checkpoint != nullptr) {
+    rocksdb::Status s = write.Put(default_cf_, ToSlice(kCheckpointKey), ToSlice(*checkpoint));
+    if (!s.ok()) return FromRocks(s, "build commit batch", dir_);
+  }
 
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_commits;
-  s = db_->Write(write_options, &write);
-  if (!s.ok()) {
-    Status status = FromRocks(s, "commit", dir_);
-    if (StopsWrites(s)) {
-      std::unique_lock lock(cf_mu_);
-      write_error_ = status;
-    }
-    return status;
-  }
+  write_options.sync = logged && options_.sync_commits;
+  write_options.disableWAL = !logged;
+  rocksdb::Status s = db_->Write(write_options, &write);
+  if (!s.ok()) return WriteFailed(s, "commit");
+  FlushIfOverSharedBound();
   return OkStatus();
+}
+
+void RocksDbStateStore::FlushIfOverSharedBound() {
+  const rocksdb::WriteBufferManager* manager =
+      options_.shared_cache ? options_.shared_cache->write_buffers_.get() : nullptr;
+  if (manager == nullptr || manager->memory_usage() <= manager->buffer_size()) return;
+  // The manager has switched memtables to flushes already (at 7/8 of its
+  // bound); over the bound, those flushes lag behind the writes. Waiting for
+  // this store's own flush holds the writer back without depending on any
+  // other store, so it cannot wait for good. The write before stands; a
+  // flush error stops the writes after it (FlushAll records it).
+  FlushAll().IgnoreError();
 }
 
 Result<std::string> RocksDbStateStore::LastCheckpoint() const {
@@ -344,6 +393,15 @@ operators::StateStoreStats RocksDbStateStore::Stats() const {
                    IntProperty(*db_, cf, "rocksdb.cur-size-all-mem-tables");
   }
   return stats;
+}
+
+Status RocksDbStateStore::WriteFailed(const rocksdb::Status& s, std::string_view operation) {
+  Status status = FromRocks(s, operation, dir_);
+  if (StopsWrites(s)) {
+    std::unique_lock lock(cf_mu_);
+    write_error_ = status;
+  }
+  return status;
 }
 
 Status RocksDbStateStore::CheckWritable(std::string_view operation) const {
@@ -374,11 +432,27 @@ Status RocksDbStateStore::CreateCheckpoint(const std::string& dir) const {
   return OkStatus();
 }
 
-SharedBlockCache::SharedBlockCache(size_t bytes) : capacity_(bytes), cache_(rocksdb::NewLRUCache(bytes)) {
-  SHORTFALL_CHECK(bytes > 0);
+SharedBlockCache::SharedBlockCache(size_t cache_bytes, size_t write_buffer_bytes)
+    : capacity_(cache_bytes), write_buffer_bytes_(write_buffer_bytes), cache_(rocksdb::NewLRUCache(cache_bytes)) {
+  SHORTFALL_CHECK(cache_bytes > 0);
+  SHORTFALL_CHECK(write_buffer_bytes < cache_bytes);
+  if (write_buffer_bytes > 0) {
+    // allow_stall = false: see the class comment.
+    write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(write_buffer_bytes, cache_, /*allow_stall=*/false);
+  }
 }
 
-uint64_t SharedBlockCache::UsageBytes() const { return cache_->GetUsage(); }
+SharedBlockCache::~SharedBlockCache() = default;
+
+uint64_t SharedBlockCache::UsageBytes() const {
+  const uint64_t usage = cache_->GetUsage();
+  const uint64_t reserved = write_buffers_ ? write_buffers_->dummy_entries_in_cache_usage() : 0;
+  return usage > reserved ? usage - reserved : 0;
+}
+
+uint64_t SharedBlockCache::WriteBufferUsageBytes() const {
+  return write_buffers_ ? write_buffers_->memory_usage() : 0;
+}
 
 uint64_t RocksDbStateStore::MemoryUsageBytes() const {
   uint64_t bytes = options_.shared_cache ? 0 : block_cache_->GetUsage();

@@ -50,37 +50,59 @@ class ColumnFamilyHandle;
 class DB;
 class Env;
 class Snapshot;
+class Status;
+class WriteBufferManager;
 }  // namespace rocksdb
 
 namespace shortfall::pipeline {
 
-// The block cache shared by every store of a process: one LRU cache of
-// `bytes` for the data, index and filter blocks of all tasks' stores,
-// instead of one per store, so the cached part of RocksDB's memory does not
-// grow with the number of tasks. Memtables are still per store and column
-// family (write_buffer_bytes each, until flushed). A write-buffer manager
-// charging them to this cache would not bound them: RocksDB flushes only
-// the store being written, and the other stores keep their memtables until
-// they write again.
+// The RocksDB memory shared by every store of a process: one LRU cache of
+// `cache_bytes` for the data, index and filter blocks of all tasks' stores,
+// instead of one per store, and, when write_buffer_bytes > 0, one
+// rocksdb::WriteBufferManager bounding the memtables of all of them
+// together, charged to that cache. So the cache's capacity bounds RocksDB's
+// memory whatever the number of tasks and however large the state grows.
 //
-//   auto cache = std::make_shared<SharedBlockCache>(size_t{256} << 20);
+// How the memtable bound works: when the active memtables of all stores
+// exceed 7/8 of write_buffer_bytes, the next write to any store first
+// switches that store's oldest memtable to a flush (RocksDB flushes the
+// store being written, not the largest one). Flushed memtables count until
+// their flush ends; when all of them together pass write_buffer_bytes
+// (flushes lagging behind the writes), a commit then flushes its own store
+// and waits for that flush. The manager itself never stalls writes
+// (allow_stall = false): its stall waits until the total drops, which an
+// idle store's memtable can prevent for good, and with one writer thread
+// for every store that is a deadlock. Waiting for the writing store's own
+// flush depends on no other store. A store that goes idle keeps its
+// memtable (under 7/8 of the bound, or it would have flushed) until it
+// writes again. The memtables' share of the cache comes out of the blocks'
+// share (LRU evicts blocks to make room for the reservation).
+//
+//   auto memory = std::make_shared<SharedBlockCache>(size_t{256} << 20, size_t{64} << 20);
 //   RocksDbStateStoreOptions options;
-//   options.shared_cache = cache;   // for every store of the process
+//   options.shared_cache = memory;   // for every store of the process
 //
 // Thread-safety: safe to share between stores and threads (RocksDB's cache
-// is).
+// and write-buffer manager are).
 class SharedBlockCache {
  public:
-  // REQUIRES: bytes > 0.
-  explicit SharedBlockCache(size_t bytes);
-  // Bytes of blocks cached.
+  // REQUIRES: cache_bytes > 0, write_buffer_bytes < cache_bytes.
+  explicit SharedBlockCache(size_t cache_bytes, size_t write_buffer_bytes = 0);
+  ~SharedBlockCache();
+  // Bytes of blocks cached (the memtables' reservation in the cache left out).
   uint64_t UsageBytes() const;
+  // Bytes of the memtables of every store using this, or 0 without a
+  // write-buffer manager.
+  uint64_t WriteBufferUsageBytes() const;
   size_t capacity_bytes() const { return capacity_; }
+  size_t write_buffer_bytes() const { return write_buffer_bytes_; }
 
  private:
   friend class RocksDbStateStore;
   size_t capacity_;
+  size_t write_buffer_bytes_;
   std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;  // null when write_buffer_bytes is 0
 };
 
 struct RocksDbStateStoreOptions {
@@ -91,8 +113,8 @@ struct RocksDbStateStoreOptions {
   bool sync_commits = true;
 
   // Default nullptr: the store has its own block cache of
-  // block_cache_bytes. Set: it uses this process-wide cache instead, and
-  // block_cache_bytes is not used.
+  // block_cache_bytes. Set: it uses this process-wide cache (and
+  // write-buffer manager) instead, and block_cache_bytes is not used.
   std::shared_ptr<SharedBlockCache> shared_cache;
 
   // Default 32 MiB, in bytes. LRU cache of data, index and filter blocks,
@@ -101,7 +123,8 @@ struct RocksDbStateStoreOptions {
   size_t block_cache_bytes = size_t{32} << 20;
 
   // Default 16 MiB, in bytes, per column family. Size of a memtable before
-  // it is flushed to an SST file. Larger: fewer, bigger flushes and less
+  // it is flushed to an SST file (sooner when the shared write-buffer
+  // manager's bound is reached; Commit may then wait for that flush). Larger: fewer, bigger flushes and less
   // write amplification; more memory per namespace and a longer log replay
   // on reopen.
   size_t write_buffer_bytes = size_t{16} << 20;
@@ -137,6 +160,18 @@ class RocksDbStateStore final : public operators::StateStore {
               const operators::ScanVisitor& visit) const override;
   Status Commit(const operators::StateWriteBatch& batch, std::string_view checkpoint) override;
   Result<std::string> LastCheckpoint() const override;
+
+  // Rebuilding a store from its changelog, where a crash is repaired by
+  // applying the changelog again from the last checkpoint (puts and deletes
+  // in order come out the same however often applied): ApplyUnlogged
+  // writes `batch` without the write-ahead log and without a checkpoint —
+  // readable at once, on disk only once flushed, lost on a crash before
+  // that — and FlushAll makes everything written so far durable, after
+  // which a Commit (an empty batch will do) records the checkpoint. Skips
+  // the log's write and fsync, most of a commit's cost besides the memtable
+  // insert. Errors and the refusal after a write error as for Commit.
+  Status ApplyUnlogged(const operators::StateWriteBatch& batch);
+  Status FlushAll();
   // REQUIRES: the returned view is destroyed before this store.
   Result<std::unique_ptr<operators::StateView>> Snapshot() const override;
   // Estimates: keys sums "rocksdb.estimate-num-keys" and bytes sums
@@ -173,6 +208,17 @@ class RocksDbStateStore final : public operators::StateStore {
   Result<rocksdb::ColumnFamilyHandle*> CreateColumnFamily(const std::string& ns);
   // kFailedPrecondition once a write has failed with an I/O error.
   Status CheckWritable(std::string_view operation) const;
+  // The Status of a failed write; remembers it (write_error_) when RocksDB
+  // stops taking writes after it. REQUIRES: cf_mu_ not held.
+  Status WriteFailed(const rocksdb::Status& s, std::string_view operation);
+  // Writes `batch` (validated, column families created), and `checkpoint`
+  // unless it is null, in one RocksDB write batch.
+  Status Write(const operators::StateWriteBatch& batch, const std::string_view* checkpoint, bool logged);
+  // After a commit: when the memtables under the shared write-buffer
+  // manager exceed its bound (their flushes lag behind the writes), flushes
+  // this store and waits for it. A flush error stops later writes
+  // (write_error_); the write before it stands.
+  void FlushIfOverSharedBound();
 
   // Reads at `snapshot`, or at the latest commit when it is nullptr.
   Result<std::optional<std::string>> GetAt(const rocksdb::Snapshot* snapshot,

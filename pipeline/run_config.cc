@@ -449,6 +449,9 @@ const std::vector<Leaf>& Leaves() {
       {.path = "state.block_cache_mb",
        .set = [](std::string_view t, RunConfig* c) { return SetInt(t, &c->state_block_cache_mb); },
        .show = [](const RunConfig& c) { return std::to_string(c.state_block_cache_mb); }},
+      {.path = "state.write_buffer_mb",
+       .set = [](std::string_view t, RunConfig* c) { return SetInt(t, &c->state_write_buffer_mb); },
+       .show = [](const RunConfig& c) { return std::to_string(c.state_write_buffer_mb); }},
       {.path = "catalog",
        .set = [](std::string_view t, RunConfig* c) { return SetString(t, &c->catalog_path); },
        .show = [](const RunConfig& c) { return YamlString(c.catalog_path); }},
@@ -1019,6 +1022,7 @@ bool operator==(const RunConfig& a, const RunConfig& b) {
          a.shutdown_timeout == b.shutdown_timeout && a.idle_after == b.idle_after &&
          a.num_standby_replicas == b.num_standby_replicas && a.state_dir == b.state_dir &&
          a.state_block_cache_mb == b.state_block_cache_mb &&
+         a.state_write_buffer_mb == b.state_write_buffer_mb &&
          a.catalog_path == b.catalog_path && wa.bucket == wb.bucket && wa.rolling == wb.rolling &&
          wa.allowed_lateness == wb.allowed_lateness && na.max_future_skew == nb.max_future_skew &&
          na.max_line_quantity == nb.max_line_quantity &&
@@ -1300,6 +1304,13 @@ Status ValidateRunConfig(const RunConfig& c) {
   if (c.state_dir.empty()) return error("state.dir", "required");
   if (c.state_block_cache_mb < 16 || c.state_block_cache_mb > (int64_t{1} << 20)) {
     return error("state.block_cache_mb", std::to_string(c.state_block_cache_mb) + " (want 16 to 1048576)");
+  }
+  // Charged to the block cache: more than half of it would leave the blocks
+  // of every store too little room.
+  if (c.state_write_buffer_mb < 0 || c.state_write_buffer_mb > c.state_block_cache_mb / 2) {
+    return error("state.write_buffer_mb", std::to_string(c.state_write_buffer_mb) + " (want 1 to " +
+                                              std::to_string(c.state_block_cache_mb / 2) +
+                                              ", half of state.block_cache_mb, or 0 for a quarter)");
   }
 
   SHORTFALL_RETURN_IF_ERROR(c.pipeline.window.Validate());  // messages start "window."

@@ -105,9 +105,20 @@ struct RunConfig {
   // restarts resume from it; otherwise state is rebuilt from Kafka.
   std::string state_dir = "/var/lib/shortfall";
   // The RocksDB block cache of the whole process, in MiB, shared by every
-  // task's store (SharedBlockCache). Default 256. Memtables come on top (up to
-  // 16 MiB per store and namespace until flushed).
+  // task's store (SharedBlockCache). Default 256. With state_write_buffer_mb
+  // the memtables are charged to it as well, so it bounds both.
   int64_t state_block_cache_mb = 256;
+  // The memtables of every store of the process together, in MiB: past it
+  // the store being written flushes (one RocksDB WriteBufferManager for the
+  // process, charged to the block cache); a commit that finds the flushes
+  // lagging waits for its own store's, never another's. 1 to
+  // half of state_block_cache_mb; default 0: a quarter of it (64 MiB of the
+  // default 256). Each store and namespace still flushes at 16 MiB.
+  int64_t state_write_buffer_mb = 0;
+  // state_write_buffer_mb, or its default when 0.
+  int64_t WriteBufferMb() const {
+    return state_write_buffer_mb > 0 ? state_write_buffer_mb : state_block_cache_mb / 4;
+  }
   // Commodity catalog CSV; "" = the built-in catalog.
   std::string catalog_path;
   // Windows (window.*) and record validation (validation.*).

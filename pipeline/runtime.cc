@@ -191,7 +191,8 @@ Runtime::Runtime(RuntimeOptions options, const operators::Catalog& catalog, std:
     : options_(std::move(options)),
       catalog_(catalog),
       log_(log),
-      block_cache_shared_(std::make_shared<SharedBlockCache>(static_cast<size_t>(options_.config.state_block_cache_mb) << 20)) {}
+      block_cache_shared_(std::make_shared<SharedBlockCache>(static_cast<size_t>(options_.config.state_block_cache_mb) << 20,
+                                                             static_cast<size_t>(options_.config.WriteBufferMb()) << 20)) {}
 
 Runtime::~Runtime() {
   if (consumer_) consumer_->Close().IgnoreError();  // Run() closes; this is the error path
@@ -356,6 +357,7 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
   std::vector<KafkaMessage> batch;
   operators::StateWriteBatch writes;
   uint64_t applied = 0;
+  int64_t restored_to = -1;  // the next changelog offset, once something is applied
   auto last_progress = began;
   for (;;) {
     if (stop_.load()) return AbortedError("stopped while restoring " + store.dir());
@@ -372,14 +374,22 @@ Status Runtime::RestoreFromChangelog(const TopicPartition& changelog, RocksDbSta
       next = m.offset() + 1;
     }
     if (next >= 0) {
-      if (Status s = store.Commit(writes, EncodeCheckpoint(kChangelogCheckpoint, next)); !s.ok()) {
-        return StateFailure(s);
-      }
+      // Unlogged, checkpoint at the end: a crash before it restores again
+      // from `from`, and the changelog applied again in order gives the same.
+      if (Status s = store.ApplyUnlogged(writes); !s.ok()) return StateFailure(s);
       applied += n;
+      restored_to = next;
       if (options_.probe != nullptr) options_.probe->AddRestored(changelog.topic, n);
     }
     Result<int64_t> lag = restore_consumer_->Lag(changelog);
     if (lag.ok() && *lag == 0) break;
+  }
+  if (restored_to >= 0) {
+    if (Status s = store.FlushAll(); !s.ok()) return StateFailure(s);
+    writes.Clear();
+    if (Status s = store.Commit(writes, EncodeCheckpoint(kChangelogCheckpoint, restored_to)); !s.ok()) {
+      return StateFailure(s);
+    }
   }
   SHORTFALL_RETURN_IF_ERROR(restore_consumer_->Assign({}));
   stats_.restored_records += applied;
@@ -1177,6 +1187,14 @@ Status Runtime::Run() {
        << stats_.commits << " commits";
   if (exactly_once()) log_ << " (" << stats_.transactions << " transactions, " << stats_.restored_records << " state records restored)";
   log_ << "\n";
+  size_t waiting_sides = 0;
+  size_t buckets = 0;
+  for (const auto& [tp, task] : stage_two_) {
+    waiting_sides += task->dwell_join.waiting();
+    buckets += task->aggregator.bucket_count();
+  }
+  log_ << "shortfall run: state at exit: " << waiting_sides << " dwell join sides waiting, " << buckets
+       << " window buckets\n";
   Status closed = consumer_->Close();
   return result.ok() ? closed : result;
 }

@@ -222,7 +222,7 @@ class Runtime : public RebalanceListener {
   int32_t repartition_partitions_ = 0;
   std::vector<std::pair<operators::EventSource, int32_t>> input_partitions_;  // expected sources
   std::unique_ptr<KafkaAdmin> admin_;  // topic checks at start; the brokers watch
-  // RocksDB memory of every store of this runtime (state.block_cache_mb).
+  // RocksDB memory of every store of this runtime (state.block_cache_mb, state.write_buffer_mb).
   std::shared_ptr<SharedBlockCache> block_cache_shared_;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> consumer_;

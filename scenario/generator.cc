@@ -613,6 +613,12 @@ double ValueFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) 
   }
   return factor;
 }
+bool ReleaseWithheldAt(const std::vector<const Disruption*>& list, TimestampMs t) {
+  for (const Disruption* d : list) {
+    if (InForce(*d, t) && d->release_withheld) return true;
+  }
+  return false;
+}
 double DwellFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
   double factor = 1.0;
   for (const Disruption* d : list) {
@@ -692,6 +698,7 @@ struct Tweaks {
   double unclassified_value_factor = 1.0;  // unclassified lines riding along
   double hold_factor = 1.0;                // on the inspection probability
   double dwell_factor = 1.0;               // on the time from arrival to release (StretchDwell)
+  bool release_withheld = false;           // RELEASED and GTOT not written (Disruption::release_withheld)
   Rng* wave = nullptr;                     // draws of the extra inspections; set when hold_factor > 1
 };
 
@@ -1201,6 +1208,7 @@ void Generator::GenerateHour() {
               ValueFactorAt(st.disruptions[StreamIndex(c, kUnclassified)], arri);
           tweaks.hold_factor = HoldFactorAt(disruptions, arri);
           tweaks.dwell_factor = DwellFactorAt(disruptions, arri);
+          tweaks.release_withheld = ReleaseWithheldAt(disruptions, arri);
           tweaks.wave = &st.wave[stream];
         }
         BuildShipment(c, k, c, st.shipment_counter[stream]++, arri, options.partitions, tweaks, rng,
@@ -1238,6 +1246,10 @@ void Generator::GenerateHour() {
             how = Delivery::kOutOfOrder;
             const double extra = static_cast<double>(lateness / 2);
             delay += static_cast<DurationMs>(extra * (0.25 + 0.75 * u_extra));
+          }
+          if (tweaks.release_withheld &&
+              (static_cast<Kind>(kind) == Kind::kReleased || static_cast<Kind>(kind) == Kind::kGtot)) {
+            continue;  // after its draws, so the other records' delivery stays the same
           }
           st.pending.push(Pending{event_time + delay, st.seq++, event_time, slot,
                                   static_cast<Kind>(kind), how});

@@ -35,8 +35,8 @@
 // those are written and their event times). (`events` caps the total, so how
 // far in time the run reaches moves with every option.) With none of the
 // options added after the first release set (rate_scale 1, no shape,
-// hold_factor, value_factor, dwell_factor, group "*", origin_country,
-// delivery_bursts or idle_partition), the output is byte for byte what that
+// hold_factor, value_factor, dwell_factor, release_withheld, group "*",
+// origin_country, delivery_bursts or idle_partition), the output is byte for byte what that
 // release wrote; a test pins it. (origin_country only narrows which
 // (corridor, category) pairs a disruption targets: it draws nothing.)
 //
@@ -191,6 +191,13 @@ struct Disruption {
   // gate-out follows the release as before, exams and holds keep their
   // times. In (0, 100]. Default 1. Draws nothing.
   double dwell_factor = 1.0;
+  // True: customs releases none of the targeted shipments (a customs system
+  // down, a blanket hold): their RELEASED and gate-out (GTOT) are never
+  // written; departures, filings, arrivals, exams and holds are. Their
+  // arrivals wait in shortfall's dwell join until they expire. Default
+  // false. Draws nothing: every record written is as without it (the
+  // withheld ones still take their delivery draws).
+  bool release_withheld = false;
 };
 
 // A stretch of event time in which more records than usual arrive out of

@@ -11,6 +11,8 @@ namespace {
 
 constexpr TimestampMs Day(int n) { return kDefaultStart + n * kMsPerDay; }
 
+constexpr uint64_t kStateScaleEvents = 4300000;
+
 Disruption From(const TruthEntry& t, double rate_factor) {
   return Disruption{.group = t.group, .port_of_entry = t.port_of_entry, .start = t.start, .end = t.end,
                     .rate_factor = rate_factor};
@@ -334,6 +336,31 @@ std::vector<NamedScenario> Build() {
                           .alert = ExpectedAlert::kNone};
     s.options.idle_partition = IdlePartition{.partition = 1, .from = idle.start};
     s.truth = {idle};
+    all.push_back(std::move(s));
+  }
+  {
+    // For bench/state_scale.sh: state that stays. A month of trade at ten
+    // times the default rates fills an hourly bucket of nearly every
+    // (group, corridor); then a day in which customs releases nothing while
+    // arrivals of every critical group run at 670 times that, so about a million
+    // arrivals wait in the dwell join for releases that never come (the
+    // records end two days later, before any of them expires). Scale both
+    // with `gen --rate-scale` and --events in proportion.
+    NamedScenario s;
+    s.name = "state_scale";
+    s.description =
+        "A month of trade at ten times the default rates from 2026-01-05, then on 2026-02-05 a day in "
+        "which customs releases nothing while arrivals of every critical group run at 670 times that "
+        "(about a million shipments, all left waiting for a release), then two days of normal trade; "
+        "for sizing state, not detection.";
+    s.options.seed = 112;
+    s.options.rate_scale = 10;
+    s.options.events = kStateScaleEvents;
+    for (std::string_view group : kScenarioGroups) {
+      Disruption d{.group = std::string(group), .port_of_entry = "", .start = Day(31), .end = Day(32), .rate_factor = 670};
+      d.release_withheld = true;
+      s.options.disruptions.push_back(d);
+    }
     all.push_back(std::move(s));
   }
   return all;

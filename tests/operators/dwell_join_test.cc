@@ -204,6 +204,31 @@ TEST_F(DwellJoinTest, RestoreGivesTheSameJoinAsGoingOn) {
   }
 }
 
+TEST_F(DwellJoinTest, FlushWritesOnlyTheSidesChangedSinceTheLastFlushEachOnce) {
+  // Given a thousand sides waiting, flushed
+  for (int i = 0; i < 1000; ++i) Offer(kChips, "W" + std::to_string(i), DwellRole::kArrival, kMonday);
+  StateWriteBatch batch;
+  join_.Flush(&batch);
+  EXPECT_EQ(batch.size(), 1001u) << "the sides and the counters";
+  // When one new side pairs before the next flush, another is added, paired
+  // and added again, and one old side pairs
+  Offer(kChips, "N1", DwellRole::kArrival, kMonday + kHour);
+  Offer(kChips, "N1", DwellRole::kRelease, kMonday + 2 * kHour);
+  Offer(kChips, "N2", DwellRole::kArrival, kMonday + kHour);
+  Offer(kChips, "N2", DwellRole::kRelease, kMonday + 2 * kHour);
+  Offer(kChips, "N2", DwellRole::kArrival, kMonday + 3 * kHour);
+  Offer(kChips, "W7", DwellRole::kRelease, kMonday + 2 * kHour);
+  batch.Clear();
+  join_.Flush(&batch);
+  // Then the batch deletes the old one, writes N2 once and the counters, nothing else
+  std::vector<std::pair<std::string, bool>> written;  // key, put
+  for (const StateMutation& m : batch.mutations()) written.emplace_back(m.key, m.value.has_value());
+  const std::vector<std::pair<std::string, bool>> expected = {
+      {std::string("chips\0W7", 8), false}, {std::string("chips\0N2", 8), true}, {"#counters", true}};
+  EXPECT_EQ(written, expected);
+  EXPECT_EQ(join_.waiting(), 1000u);
+}
+
 TEST_F(DwellJoinTest, RestoreRefusesAGroupTheCatalogLacks) {
   InMemoryStateStore store;
   Offer(kGloves, "A", DwellRole::kArrival, kMonday);

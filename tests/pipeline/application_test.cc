@@ -119,6 +119,25 @@ TEST(Application, TheSameSeedWritesTheSameBytes) {
   EXPECT_NE(a, ReadFile(dir.Path("c.pb")));
 }
 
+TEST(Application, GenRateScaleCoversLessTimeWithTheSameRecordsAndIsChecked) {
+  // The same number of records at twice the rates ends earlier in event time
+  testing::ScopedTempDir dir;
+  std::vector<std::string> ends;
+  for (const char* scale : {"1", "2"}) {
+    const std::string file = dir.Path(std::string("s") + scale + ".pb");
+    ASSERT_EQ(Shortfall({"gen", "--events", "20000", "--rate-scale", scale, "--out", file}).exit_code, 0);
+    Outcome r = Shortfall({"replay", "--input", file, "--print", "none", "--series", "groups"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.out.find("last windows end ");
+    ASSERT_NE(at, std::string::npos) << r.out.substr(0, 2000);
+    ends.push_back(r.out.substr(at + 17, 20));
+  }
+  EXPECT_LT(ends[1], ends[0]);
+  EXPECT_NE(Shortfall({"gen", "--rate-scale", "0"}).err.find("--rate-scale: '0' is not a factor above 0"),
+            std::string::npos);
+  EXPECT_NE(Shortfall({"gen", "--rate-scale", "101"}).err.find("--rate-scale"), std::string::npos);
+}
+
 TEST(Application, AMalformedCatalogStopsStartUpWithFileAndLine) {
   testing::ScopedTempDir dir;
   ASSERT_EQ(Shortfall({"gen", "--events", "100", "--out", dir.Path("e.pb")}).exit_code, 0);

@@ -8,7 +8,10 @@
 #include <atomic>
 #include <thread>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <future>
 #include <functional>
 #include <memory>
 #include <string>
@@ -339,6 +342,120 @@ TEST(RocksDbStateStore, StoresSharingABlockCacheKeepTheirCachedBlocksWithinIt) {
   EXPECT_LE(std::max(peak, cache->UsageBytes()), (uint64_t{8} << 20) * 9 / 8)
       << "an LRU cache may overshoot by the blocks in use";
   for (const auto& s : stores) EXPECT_LE(s->MemoryUsageBytes(), uint64_t{4} << 20);
+}
+
+// Writes `total_mb` MiB in 64 KiB commits spread over three namespaces: first
+// into stores[0] alone (`solo_mb` of it), then into the others in turn, as a
+// runtime's single writer thread does, and returns the most memtable memory
+// of all stores together seen after any commit (each store's
+// MemoryUsageBytes is its memtables when the cache is shared). Aborts the
+// process when the writes take longer than two minutes: a write stalled on
+// the write-buffer manager never comes back, and a hung test would say less.
+uint64_t PeakMemtablesWhileWriting(const std::vector<std::unique_ptr<RocksDbStateStore>>& stores, int solo_mb,
+                                   int total_mb) {
+  auto peak = std::make_shared<std::atomic<uint64_t>>(0);
+  std::future<void> writes = std::async(std::launch::async, [&stores, solo_mb, total_mb, peak] {
+    uint64_t x = 88172645463325252ull;
+    const auto next = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+    const char* const namespaces[] = {"volume_buckets", "dwell_join", "watermarks"};
+    size_t turn = 0;
+    for (int k = 0; k < total_mb * 16; ++k) {
+      RocksDbStateStore& store = k < solo_mb * 16 ? *stores[0] : *stores[1 + turn++ % (stores.size() - 1)];
+      StateWriteBatch batch;
+      for (int i = 0; i < 16; ++i) {  // 16 values of 4 KiB
+        std::string value;
+        while (value.size() < 4096) value += std::to_string(next());
+        value.resize(4096);
+        batch.Put(namespaces[i % 3], "k" + std::to_string(k) + "-" + std::to_string(i), value);
+      }
+      EXPECT_TRUE(IsOk(store.Commit(batch, "cp")));
+      uint64_t memtables = 0;
+      for (const auto& s : stores) memtables += s->MemoryUsageBytes();
+      peak->store(std::max(peak->load(), memtables));
+    }
+  });
+  if (writes.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
+    std::fprintf(stderr, "writes blocked for 120 s: a write stall that never ends\n");
+    std::abort();
+  }
+  writes.get();
+  return peak->load();
+}
+
+TEST(RocksDbStateStore, SharedWriteBufferManagerBoundsEveryStoresMemtablesTogetherAndWritesComplete) {
+  // Eight stores, 16 MiB memtables each per namespace (the default), 48 MiB
+  // written: on their own no memtable fills, so all of it stays in memory,
+  ScopedTempDir temp;
+  constexpr int kStores = 8;
+  const auto open_all = [&](const std::string& prefix, const RocksDbStateStoreOptions& options) {
+    std::vector<std::unique_ptr<RocksDbStateStore>> stores;
+    for (int i = 0; i < kStores; ++i) {
+      Result<std::unique_ptr<RocksDbStateStore>> store =
+          RocksDbStateStore::Open(temp.path() + "/" + prefix + std::to_string(i), options);
+      EXPECT_TRUE(IsOk(store.status()));
+      if (store.ok()) stores.push_back(std::move(store).value());
+    }
+    return stores;
+  };
+  RocksDbStateStoreOptions options;
+  options.sync_commits = false;
+  options.shared_cache = std::make_shared<SharedBlockCache>(size_t{64} << 20);  // no write-buffer manager
+  std::vector<std::unique_ptr<RocksDbStateStore>> stores = open_all("unbounded-", options);
+  ASSERT_EQ(stores.size(), size_t{kStores});
+  EXPECT_GT(PeakMemtablesWhileWriting(stores, 6, 48), uint64_t{40} << 20) << "the bound below would not bind";
+  stores.clear();
+
+  // while with an 8 MiB write-buffer manager shared by all of them, the
+  // memtables stay within about 8 MiB together (a commit's worth over it at
+  // most), one store filling up first and then idling included, and the
+  // writes all complete: none waits on another store.
+  constexpr uint64_t kBound = uint64_t{8} << 20;
+  auto memory = std::make_shared<SharedBlockCache>(size_t{64} << 20, kBound);
+  options.shared_cache = memory;
+  stores = open_all("bounded-", options);
+  ASSERT_EQ(stores.size(), size_t{kStores});
+  const uint64_t peak = PeakMemtablesWhileWriting(stores, 6, 48);
+  EXPECT_GT(peak, kBound / 2) << "the writes reached the bound";
+  EXPECT_LE(peak, kBound * 5 / 4);
+  EXPECT_LE(memory->WriteBufferUsageBytes(), kBound * 5 / 4);
+  EXPECT_GT(memory->WriteBufferUsageBytes(), 0u);
+  // The memtables are charged to the cache, and UsageBytes leaves them out.
+  EXPECT_LE(memory->UsageBytes(), uint64_t{64} << 20);
+  // Flushed writes read back: the first of the solo phase, the first after it.
+  Result<std::optional<std::string>> first = stores[0]->Get("volume_buckets", "k0-0");
+  EXPECT_TRUE(IsOk(first.status()) && first->has_value());
+  Result<std::optional<std::string>> after = stores[1]->Get("dwell_join", "k96-1");
+  EXPECT_TRUE(IsOk(after.status()) && after->has_value());
+}
+
+TEST(RocksDbStateStore, UnloggedWritesReadAtOnceAndFlushAllMakesThemDurableWithoutACheckpoint) {
+  // Given a store with a commit, then writes applied without the log
+  ScopedTempDir temp;
+  const std::string dir = temp.path() + "/s";
+  {
+    Result<std::unique_ptr<RocksDbStateStore>> store = RocksDbStateStore::Open(dir);
+    ASSERT_TRUE(IsOk(store.status()));
+    StateWriteBatch batch;
+    batch.Put("volumes", "a", "1");
+    ASSERT_TRUE(IsOk((*store)->Commit(batch, "cp1")));
+    batch.Clear();
+    batch.Put("volumes", "b", "2");
+    batch.Delete("volumes", "a");
+    batch.Put("dwell_join", "c", "3");
+    ASSERT_TRUE(IsOk((*store)->ApplyUnlogged(batch)));
+    // Then they read at once, and the checkpoint stays the last commit's
+    EXPECT_EQ(ValueAt(**store, "volumes", "b"), "2");
+    EXPECT_EQ(ValueAt(**store, "volumes", "a"), std::nullopt);
+    EXPECT_EQ(CheckpointOf(**store), "cp1");
+    ASSERT_TRUE(IsOk((*store)->FlushAll()));
+  }
+  // and after FlushAll they are on disk
+  Result<std::unique_ptr<RocksDbStateStore>> reopened = RocksDbStateStore::Open(dir);
+  ASSERT_TRUE(IsOk(reopened.status()));
+  EXPECT_EQ(ValueAt(**reopened, "volumes", "b"), "2");
+  EXPECT_EQ(ValueAt(**reopened, "volumes", "a"), std::nullopt);
+  EXPECT_EQ(ValueAt(**reopened, "dwell_join", "c"), "3");
+  EXPECT_EQ(CheckpointOf(**reopened), "cp1");
 }
 
 TEST(RocksDbStateStore, UnsyncedCommitsSurviveCleanClose) {

@@ -888,6 +888,39 @@ TEST(Generator, HoldWaveRaisesInspectionsOnlyForItsGroupPortAndWeek) {
   EXPECT_GT(inspected_after, 3 * std::max<size_t>(inspected_before, 1));
 }
 
+// Each valid record by event id; without its publish time when
+// `clear_publish_time`.
+std::map<std::string, EventRecord> ValidById(const std::vector<EventRecord>& records, bool clear_publish_time) {
+  std::map<std::string, EventRecord> out;
+  for (EventRecord r : records) {
+    if (r.has_raw_value() || !Problems(r).empty()) continue;
+    if (clear_publish_time) {
+      (r.has_customs() ? r.mutable_customs()->mutable_publish_time() : r.mutable_shipment()->mutable_publish_time())
+          ->Clear();
+    }
+    out[r.has_customs() ? r.customs().event_id() : r.shipment().event_id()] = r;
+  }
+  return out;
+}
+
+// The arrival (ARRI) time of each shipment.
+std::map<std::string, TimestampMs> ArrivalTimes(const std::vector<EventRecord>& records) {
+  std::map<std::string, TimestampMs> out;
+  for (const EventRecord& r : records) {
+    if (IsArrival(r)) out[r.shipment().shipment_id()] = EventTime(r);
+  }
+  return out;
+}
+
+// Whether `x` is an event of a PPE shipment (category digit 1) at Laredo
+// (2304) that arrived in `window`.
+bool PpeAtLaredoArrivingIn(const EventRecord& x, const std::map<std::string, TimestampMs>& arrival, Window window) {
+  const std::string& shipment = x.has_customs() ? x.customs().shipment_id() : x.shipment().shipment_id();
+  const auto it = arrival.find(shipment);
+  return shipment[3] == '1' && it != arrival.end() && it->second >= window.start && it->second < window.end &&
+         (x.has_customs() ? x.customs().corridor().port_of_entry() : x.shipment().corridor().port_of_entry()) == "2304";
+}
+
 TEST(Generator, ValueFactorRaisesUnitValuesOfItsGroupAndChangesNothingElse) {
   // Given a run, and the same with battery prices doubled for four days
   GeneratorOptions options;
@@ -900,10 +933,7 @@ TEST(Generator, ValueFactorRaisesUnitValuesOfItsGroupAndChangesNothingElse) {
   const std::vector<EventRecord> dear = Generate(options);
   // Then the runs have the same records in the same order
   ASSERT_EQ(dear.size(), base.size());
-  std::map<std::string, TimestampMs> arrival;
-  for (const EventRecord& r : base) {
-    if (IsArrival(r)) arrival[r.shipment().shipment_id()] = EventTime(r);
-  }
+  std::map<std::string, TimestampMs> arrival = ArrivalTimes(base);
   size_t changed_lines = 0, battery_arrivals = 0;
   for (size_t i = 0; i < base.size(); ++i) {
     const EventRecord& x = base[i];
@@ -953,35 +983,14 @@ TEST(Generator, DwellFactorStretchesReleasesOfItsGroupAndPortAndChangesNothingEl
   options.disruptions.push_back(d);
   const std::vector<EventRecord> slow = Generate(options);
   // Each valid event by id, without its publish time (a later release is published later)
-  const auto by_id = [](const std::vector<EventRecord>& records) {
-    std::map<std::string, EventRecord> out;
-    for (EventRecord r : records) {
-      if (r.has_raw_value() || !Problems(r).empty()) continue;
-      if (r.has_customs()) {
-        r.mutable_customs()->clear_publish_time();
-        out[r.customs().event_id()] = r;
-      } else {
-        r.mutable_shipment()->clear_publish_time();
-        out[r.shipment().event_id()] = r;
-      }
-    }
-    return out;
-  };
-  const std::map<std::string, EventRecord> a = by_id(base), b = by_id(slow);
-  std::map<std::string, TimestampMs> arrival;
-  for (const EventRecord& r : base) {
-    if (IsArrival(r)) arrival[r.shipment().shipment_id()] = EventTime(r);
-  }
+  const std::map<std::string, EventRecord> a = ValidById(base, true), b = ValidById(slow, true);
+  std::map<std::string, TimestampMs> arrival = ArrivalTimes(base);
   const TimestampMs compared_until = window.end + 3 * kMsPerDay;  // the event cap cuts both runs' tails
   size_t stretched = 0;
   for (const auto& [id, x] : a) {
     if (EventTime(x) >= compared_until) continue;
     auto it = b.find(id);
-    const std::string& shipment = x.has_customs() ? x.customs().shipment_id() : x.shipment().shipment_id();
-    const bool targeted = shipment[3] == '1' && arrival.count(shipment) &&
-                          arrival[shipment] >= window.start && arrival[shipment] < window.end &&
-                          (x.has_customs() ? x.customs().corridor().port_of_entry()
-                                           : x.shipment().corridor().port_of_entry()) == "2304";
+    const bool targeted = PpeAtLaredoArrivingIn(x, arrival, window);
     const bool moves = targeted && ((x.has_customs() && x.customs().status() == v1::CUSTOMS_STATUS_RELEASED) ||
                                     (x.has_shipment() && x.shipment().event_type_code() == "GTOT"));
     if (it == b.end()) {
@@ -994,13 +1003,52 @@ TEST(Generator, DwellFactorStretchesReleasesOfItsGroupAndPortAndChangesNothingEl
     }
     // Then the targeted releases come three times as long after their arrival
     if (x.has_customs()) {
-      const TimestampMs arri = arrival[shipment];
+      const TimestampMs arri = arrival[x.customs().shipment_id()];
       EXPECT_NEAR(static_cast<double>(EventTime(it->second) - arri), 3.0 * static_cast<double>(EventTime(x) - arri), 1.0)
           << id;
       ++stretched;
     }
   }
   EXPECT_GT(stretched, 20u);  // PPE at Laredo: about ten a weekday
+}
+
+TEST(Generator, ReleaseWithheldDropsTheReleasesAndGateOutsOfItsGroupAndPortAndChangesNothingElse) {
+  // Given a run, and the same with no PPE released at Laredo for four days
+  GeneratorOptions options;
+  options.events = 60000;
+  const Window window{options.start + 5 * kMsPerDay, options.start + 9 * kMsPerDay};
+  const std::vector<EventRecord> base = Generate(options);
+  Disruption d{"ppe", "2304", window.start, window.end, 1.0};
+  d.release_withheld = true;
+  options.disruptions.push_back(d);
+  const std::vector<EventRecord> withheld = Generate(options);
+  const std::map<std::string, EventRecord> a = ValidById(base, false), b = ValidById(withheld, false);
+  std::map<std::string, TimestampMs> arrival = ArrivalTimes(base);
+  const TimestampMs compared_until = window.end + 3 * kMsPerDay;  // the event cap cuts both runs' tails
+  size_t dropped = 0;
+  size_t kept_arrivals = 0;
+  for (const auto& [id, x] : a) {
+    if (EventTime(x) >= compared_until) continue;
+    const bool targeted = PpeAtLaredoArrivingIn(x, arrival, window);
+    const bool release = (x.has_customs() && x.customs().status() == v1::CUSTOMS_STATUS_RELEASED) ||
+                         (x.has_shipment() && x.shipment().event_type_code() == "GTOT");
+    auto it = b.find(id);
+    if (targeted && release) {
+      // Then the targeted releases and gate-outs are not written
+      EXPECT_EQ(it, b.end()) << id;
+      ++dropped;
+      continue;
+    }
+    // and every other record is the same, publish time included
+    if (it == b.end()) {
+      ADD_FAILURE() << id << " missing with the releases withheld";
+      continue;
+    }
+    EXPECT_EQ(it->second.SerializeAsString(), x.SerializeAsString()) << id;
+    kept_arrivals += targeted && IsArrival(x);
+  }
+  EXPECT_GT(dropped, 40u);  // PPE at Laredo: about ten a weekday, two records each
+  EXPECT_GT(kept_arrivals, 20u);
 }
 
 // Valid records behind their partition's maximum event time by more than
