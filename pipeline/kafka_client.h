@@ -1,5 +1,6 @@
-// The Kafka client layer: thin, Status-returning wrappers over librdkafka's
-// C++ API for the three roles shortfall plays — producer, consumer (in a
+// The Kafka client layer: thin, Status-returning wrappers over librdkafka
+// (its C++ API, and its C API where a call is made per record: consuming
+// and producing) for the three roles shortfall plays — producer, consumer (in a
 // group or on a manual assignment) and topic admin. Everything above this
 // file (the runtime, `gen --to-kafka`, `tail`) talks to Kafka through these
 // classes only; nothing here knows about shortfall's records.
