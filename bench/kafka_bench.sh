@@ -8,6 +8,10 @@
 #     caught up and committed (fresh group and state each run; its wall time
 #     includes joining the group and the ~3 s it takes to see it is idle);
 #   - the same with processing.guarantee=exactly_once;
+#   - the operator core alone: shortfall replay over the same events in a
+#     file (gen --out with the same seed and count: the same records), for
+#     the CPU cost without Kafka; its record counts (accepted, invalid,
+#     late) must equal the first shortfall run's, or the bench fails;
 #   - the Kafka Streams reference (bench/kstreams: the same job written with
 #     Kafka Streams 4.4.0, built by bench/kstreams/build.sh) with
 #     at_least_once and exactly_once_v2, until idle as well (it stops 1 s
@@ -65,12 +69,14 @@ done
 tools/kafka.sh topics --bootstrap "$bootstrap" create kstreams.dlq.v1 8 >/dev/null
 echo "kafka_bench: producing $events events to $bootstrap" >&2
 "$B" gen --to-kafka --brokers "$bootstrap" --events "$events" --keep-partitions 2>&1 | grep "produced" >&2
+"$B" gen --events "$events" --out "$dir/events.pb" 2>/dev/null
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-# wall_s cpu_s max_rss_kb of one command, from GNU time; its stderr is kept
-# in $dir/last.err (shown, and the bench stops, if it fails).
+# wall_s cpu_s max_rss_kb of one command, from GNU time; its stdout and
+# stderr are kept in $dir/last.out and $dir/last.err (stderr shown, and the
+# bench stops, if it fails).
 measure() {
-  if ! /usr/bin/time -o "$dir/time" -f "%e %U %S %M" "$@" >/dev/null 2>"$dir/last.err"; then
+  if ! /usr/bin/time -o "$dir/time" -f "%e %U %S %M" "$@" >"$dir/last.out" 2>"$dir/last.err"; then
     tail -n 30 "$dir/last.err" >&2
     echo "kafka_bench: failed: $*" >&2
     exit 1
@@ -104,14 +110,24 @@ kstreams() {
   [[ -s $dir/ks-summary ]] || echo "${summary#kstreams: idle; }" >"$dir/ks-summary"
 }
 
-: > "$dir/limit" ; : > "$dir/run" ; : > "$dir/eos"; : > "$dir/ks"; : > "$dir/ks-eos"; : > "$dir/ks-100ms"; : > "$dir/checks"; : > "$dir/settings"; : > "$dir/ks-summary"
+: > "$dir/limit" ; : > "$dir/replay" ; : > "$dir/run" ; : > "$dir/eos"; : > "$dir/ks"; : > "$dir/ks-eos"; : > "$dir/ks-100ms"; : > "$dir/checks"; : > "$dir/settings"; : > "$dir/ks-summary"
 for i in $(seq 1 "$runs"); do
   measure "$L" --brokers "$bootstrap" --topic shipments.events.v1 --topic customs.events.v1 >> "$dir/limit"
+  measure "$B" replay --input "$dir/events.pb" --print none >> "$dir/replay"
+  if [[ $i == 1 ]]; then grep -m1 '^records [0-9]* *accepted' "$dir/last.out" >"$dir/replay-summary" || true; fi
   measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench$i" \
     --set state.dir="$dir/state$i" --set metrics.bind=127.0.0.1:0 --totals-csv "$dir/run$i.csv" >> "$dir/run"
   if [[ $i == 1 ]]; then
     cp "$dir/run1.csv" "$dir/totals-shortfall.csv"
     grep -m1 '^shortfall run: [0-9]* input records' "$dir/last.err" >"$dir/sf-summary" || true
+    # replay and run must have read the same records and judged them alike.
+    counts_run=$(sed -n 's/^shortfall run: \([0-9]*\) input records (\([0-9]*\) accepted, \([0-9]*\) invalid, \([0-9]*\) late).*/\1 \2 \3 \4/p' "$dir/sf-summary")
+    counts_replay=$(sed -n 's/^records \([0-9]*\) *accepted \([0-9]*\) *invalid \([0-9]*\) *late \([0-9]*\).*/\1 \2 \3 \4/p' "$dir/replay-summary")
+    if [[ -z $counts_run || $counts_run != "$counts_replay" ]]; then
+      echo "kafka_bench: replay of the file and shortfall run differ (records accepted invalid late): replay '$counts_replay', run '$counts_run'" >&2
+      exit 1
+    fi
+    echo "replay of the file: the same records, accepted, invalid and late as shortfall run ($counts_run)" >>"$dir/checks"
   fi
   measure "$B" run --brokers "$bootstrap" --until-idle --set application_id="bench-eos$i" \
     --set processing.guarantee=exactly_once \
@@ -135,6 +151,7 @@ report() {  # name file
 }
 printf "%-24s %12s %16s %12s %10s\n" "medians of $runs runs" "events/s" "cpu_s/M events" "peak_rss_MB" "wall_s"
 report "limit (kafka_limit)" "$dir/limit"
+report "shortfall replay (file)" "$dir/replay"
 report "shortfall at_least_once" "$dir/run"
 report "shortfall exactly_once" "$dir/eos"
 report "kstreams at_least_once" "$dir/ks"
@@ -142,11 +159,14 @@ report "kstreams exactly_once_v2" "$dir/ks-eos"
 [[ -s $dir/ks-100ms ]] && report "kstreams alo commit 100ms" "$dir/ks-100ms"
 read -r lw lc < "$dir/limit.median"
 read -r rw rc < "$dir/run.median"
+read -r pw pc < "$dir/replay.median"
 read -r ew ec < "$dir/eos.median"
 read -r kw kc < "$dir/ks.median"
 read -r kew kec < "$dir/ks-eos.median"
 awk -v lw="$lw" -v rw="$rw" -v lc="$lc" -v rc="$rc" 'BEGIN {
   printf "ratio shortfall/limit: events/s %.2f (aim >= 0.7), events per CPU-second %.2f\n", lw / rw, lc / rc }'
+awk -v rw="$rw" -v pw="$pw" -v rc="$rc" -v pc="$pc" 'BEGIN {
+  printf "ratio replay/at_least_once: events/s %.2f, events per CPU-second %.2f (what Kafka, the hop and the commits add)\n", rw / pw, rc / pc }'
 awk -v rw="$rw" -v ew="$ew" -v rc="$rc" -v ec="$ec" 'BEGIN {
   printf "ratio exactly_once/at_least_once: events/s %.2f, events per CPU-second %.2f\n", rw / ew, rc / ec }'
 awk -v rw="$rw" -v kw="$kw" -v rc="$rc" -v kc="$kc" 'BEGIN {
