@@ -598,33 +598,20 @@ double FactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
   return factor;
 }
 
-// The product of the disruptions' hold_factor (or value_factor) at `t`.
-double HoldFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
-  double factor = 1.0;
+// The product of the disruptions' `factor` (hold_factor, value_factor,
+// dwell_factor) over those in force at `t`.
+double FactorAt(const std::vector<const Disruption*>& list, TimestampMs t, double Disruption::*factor) {
+  double product = 1.0;
   for (const Disruption* d : list) {
-    if (InForce(*d, t)) factor *= d->hold_factor;
+    if (InForce(*d, t)) product *= d->*factor;
   }
-  return factor;
-}
-double ValueFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
-  double factor = 1.0;
-  for (const Disruption* d : list) {
-    if (InForce(*d, t)) factor *= d->value_factor;
-  }
-  return factor;
+  return product;
 }
 bool ReleaseWithheldAt(const std::vector<const Disruption*>& list, TimestampMs t) {
   for (const Disruption* d : list) {
     if (InForce(*d, t) && d->release_withheld) return true;
   }
   return false;
-}
-double DwellFactorAt(const std::vector<const Disruption*>& list, TimestampMs t) {
-  double factor = 1.0;
-  for (const Disruption* d : list) {
-    if (InForce(*d, t)) factor *= d->dwell_factor;
-  }
-  return factor;
 }
 
 // A bound on the rate factor over [from, to), at least 1: the rate to draw at
@@ -1203,11 +1190,11 @@ void Generator::GenerateHour() {
         Timeline timeline;
         Tweaks tweaks;
         if (!disruptions.empty()) {
-          tweaks.value_factor = ValueFactorAt(disruptions, arri);
+          tweaks.value_factor = FactorAt(disruptions, arri, &Disruption::value_factor);
           tweaks.unclassified_value_factor =
-              ValueFactorAt(st.disruptions[StreamIndex(c, kUnclassified)], arri);
-          tweaks.hold_factor = HoldFactorAt(disruptions, arri);
-          tweaks.dwell_factor = DwellFactorAt(disruptions, arri);
+              FactorAt(st.disruptions[StreamIndex(c, kUnclassified)], arri, &Disruption::value_factor);
+          tweaks.hold_factor = FactorAt(disruptions, arri, &Disruption::hold_factor);
+          tweaks.dwell_factor = FactorAt(disruptions, arri, &Disruption::dwell_factor);
           tweaks.release_withheld = ReleaseWithheldAt(disruptions, arri);
           tweaks.wave = &st.wave[stream];
         }
