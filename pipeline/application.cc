@@ -536,7 +536,7 @@ Status DecodeAlert(const KafkaMessage& message, v1::ShortageAlert* alert) {
   const char* data = message.value().data();
   const size_t size = message.value().size();
   if (size == 0) return InvalidArgumentError("empty value");
-  const bool json = message.header(std::string(kContentTypeHeader).c_str()).starts_with(kJsonContentType);
+  const bool json = message.header(kContentTypeHeader).starts_with(kJsonContentType);
   if (json) {
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;

@@ -599,12 +599,13 @@ Status KafkaConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions
   return OkStatus();
 }
 
-std::string_view KafkaMessage::header(const char* name) const {
+std::string_view KafkaMessage::header(std::string_view name) const {
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(message_.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   const void* value = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  const std::string c_name(name);  // a C string for librdkafka; no allocation for short names like content-type
+  if (rd_kafka_header_get_last(headers, c_name.c_str(), &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   return View(value, size);
 }
 

@@ -302,7 +302,7 @@ class KafkaMessage {
   }
   // The last value of header `name`, "" when absent. The first header
   // lookup of a message parses all its headers (librdkafka).
-  std::string_view header(const char* name) const;
+  std::string_view header(std::string_view name) const;
   // Every header, in order, as (name, value).
   std::vector<std::pair<std::string_view, std::string_view>> headers() const;
 

@@ -581,7 +581,7 @@ Status Runtime::ProcessInput(StageOneTask& task, const KafkaMessage& message) {
   ++stats_.records;
   ++stats_.records_by_source[static_cast<size_t>(task.source)];
   const operators::PayloadFormat format =
-      operators::PayloadFormatFromContentType(message.header("content-type"));
+      operators::PayloadFormatFromContentType(message.header(kContentTypeHeader));
   rd_kafka_timestamp_type_t ts_type;
   const int64_t ts = message.timestamp(&ts_type);
   const TimestampMs record_time = ts_type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? ts : 0;
