@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""How fast can a detector find the suite's volume drops? A measured floor for detection_quality.py's oracle ratio.
+
+detection_quality.py divides shortfall's detection delay by ln(ARL) / KL, the
+approximate delay of a Poisson oracle CUSUM that knows the rates before (l0)
+and after (l1) a drop, ARL being one false alarm per quarter of hourly
+evaluations. That formula is an approximation; this runs CUSUMs on the
+replayed data instead. For every volume drop of the drop scenarios it
+prints, in hours from the drop's start:
+  poisson     ln(ARL) / KL, KL Poisson (detection_quality.py's oracle)
+  nb          the same with negative-binomial KL, variance l + PHI l^2 (the
+              generator's day-to-day variation; port-specific drops only, as
+              a group total sums independent corridors)
+  baseline    a likelihood-ratio CUSUM run on the data that knows l1 / l0
+              and PHI but, like a detector, takes the level from the median
+              of the same hours of past weeks and each hour's share of its
+              day from those weeks. Hourly steps B x share - A x count: the
+              negative-binomial log likelihood ratio of a window's count is
+              linear in it. Its threshold is the lowest (in steps of 0.25)
+              that crosses at most once per ARL judged hours on the
+              noise-only series (every watched series of the no-shortage
+              scenarios that no truth entry touches, with the same ratio
+              and PHI): the oracles' false-alarm budget, held on real data.
+              Port-specific drops only (it needs PHI)
+  design      what a detector that knows neither the drop's size nor PHI
+              could do: the same CUSUM with a fixed design ratio RHO and PHI
+              estimated per series at each close from its past weeks (the
+              24 h counts at each of the last 168 hours' positions one to
+              three weeks back: pooled sample variance minus mean over
+              mean^2, at least PHI_FLOOR), at threshold THRESHOLD
+  shortfall   the first matching OPEN alert of the same replay (any detector)
+then each column's median over the Poisson oracle's delay, and how often the
+design crosses its threshold on every series of the no-shortage scenarios
+(holidays, surges, late bursts and an idle partition included). It is a
+study, not a test: it exits 0 whatever the numbers.
+
+usage: bench/delay_floor.py SHORTFALL [--seeds 1,2,3,4,5] [--jobs 2] [--design RHO,THRESHOLD]
+"""
+import argparse
+import concurrent.futures
+import math
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import detection_quality as dq  # noqa: E402  (the test's matching rules, shared)
+
+HOUR_MS = dq.HOUR_MS
+WEEK = 168                      # hourly buckets a week
+BASELINE_WEEKS = 4              # the volume-drop detector's default
+MIN_EXPECTED = 5                # its min_expected_shipments
+ARL = 90 * 24                   # detection_quality.py's false-alarm budget, hourly evaluations
+PHI = 0.2 ** 2 + 0.07 ** 2      # as in detection_quality.py: the generator's overdispersion of a corridor's daily counts
+PHI_FLOOR = 0.01                # relative_floor^2
+DROP_SCENARIOS = ["demo", "sudden_drop", "gradual_decline"]  # those with a volume-drop shortage
+CLEAN_SCENARIOS = ["holiday_dip", "demand_surge", "low_volume_noise", "late_burst", "idle_partition"]
+
+
+def hourly_series(replay_stdout):
+    """{(group, corridor): (first hour, 24 h counts, hourly counts)} from `replay --print bucket`.
+
+    The hourly count of the bucket closing at hour i is W(i) - W(i - 1) + n(i - 24): the 24 h
+    window gains that bucket and loses the one a day older (W and n are 0 before a series'
+    first close)."""
+    windows = {}
+    for line in replay_stdout.splitlines():
+        p = line.split()
+        if len(p) < 5 or p[3] != "[24h]" or p[1] == "unclassified":
+            continue
+        windows.setdefault((p[1], p[2]), {})[dq.parse_time(p[0]) // HOUR_MS] = int(p[4].split("=")[1])
+    out = {}
+    for key, by_hour in windows.items():
+        lo, hi = min(by_hour), max(by_hour)
+        w = [by_hour.get(t, 0) for t in range(lo, hi + 1)]
+        n = []
+        for i in range(len(w)):
+            n.append(w[i] - (w[i - 1] if i else 0) + (n[i - 24] if i >= 24 else 0))
+        if min(n) < 0:
+            raise RuntimeError("%s: hourly counts do not reconstruct (a gap in the printed closes)" % (key,))
+        out[key] = (lo, w, n)
+    return out
+
+
+def run_one(binary, name, seed, workdir):
+    base = os.path.join(workdir, "%s.%d" % (name, seed))
+    dq.run([binary, "gen", "--scenario", name, "--seed", str(seed), "--out", base + ".pb", "--truth",
+            base + ".truth.csv"])
+    replay = dq.run([binary, "replay", "--input", base + ".pb", "--print", "bucket", "--alerts-json",
+                     base + ".alerts.jsonl"])
+    result = {"name": name, "seed": seed, "series": hourly_series(replay.stdout),
+              "truth": dq.load_truth(base + ".truth.csv"), "alerts": dq.load_alerts(base + ".alerts.jsonl")}
+    os.remove(base + ".pb")
+    return result
+
+
+def coefficients(level, rho, phi):
+    """(A, B): a window's negative-binomial log likelihood ratio, drop to rho x level against
+    level, is B - A x count (variance l + phi l^2)."""
+    l0, l1, r = level, rho * level, 1 / phi
+    return math.log(l0 * (r + l1) / (l1 * (r + l0))), r * math.log((r + l0) / (r + l1))
+
+
+def oracle_hours(l0, l1, phi=0.0):
+    """ln(ARL) / KL in hours, KL per day of daily counts l1 against l0 (detection_quality.py's
+    oracle): Poisson when phi is 0, else negative binomial with variance l + phi l^2."""
+    if phi == 0:
+        kl = l1 * math.log(l1 / l0) - l1 + l0
+    else:
+        a, b = coefficients(l0, l1 / l0, phi)
+        kl = b - a * l1  # the log likelihood ratio B - A x at its mean under the drop, x = l1
+    return math.log(ARL) / kl * 24
+
+
+def steps(series, rho, phi=None):
+    """[(hour, B x share - A x count)] at every close a detector could judge.
+
+    phi None: estimated at each close from the ring, pooled over the 168 hours up to it: the
+    24 h counts at each hour's position 1 to 3 weeks back give (sample variance - mean) and
+    mean^2; phi = their sums' ratio, at least PHI_FLOOR."""
+    lo, w, n = series
+    out = []
+    terms = []
+    excess = square = 0.0
+    for i in range(len(w)):
+        if phi is None:
+            vals = [w[i - WEEK * k] for k in range(1, BASELINE_WEEKS) if i - WEEK * k >= 24]
+            t = (0.0, 0.0)
+            if len(vals) >= 2:
+                m = sum(vals) / len(vals)
+                t = (sum((x - m) ** 2 for x in vals) / (len(vals) - 1) - m, m * m)
+            terms.append(t)
+            excess += t[0] - (terms[i - WEEK][0] if i >= WEEK else 0.0)
+            square += t[1] - (terms[i - WEEK][1] if i >= WEEK else 0.0)
+        lagged = [i - WEEK * k for k in range(1, BASELINE_WEEKS + 1) if i - WEEK * k >= 24]
+        if len(lagged) < 2:
+            continue
+        level = statistics.median(w[j] for j in lagged)
+        total = sum(w[j] for j in lagged)
+        if level < MIN_EXPECTED or total <= 0:
+            continue
+        share = sum(n[j] for j in lagged) / total
+        p = phi if phi is not None else max(PHI_FLOOR, excess / square if square > 0 else 0.0)
+        a, b = coefficients(level, rho, p)
+        out.append((lo + i, b * share - a * n[i]))
+    return out
+
+
+def crossing_hours(path, threshold):
+    """The hours at which the CUSUM over `path` reaches `threshold`, restarting at 0 after each."""
+    s, out = 0.0, []
+    for hour, g in path:
+        s = max(0.0, s + g)
+        if s >= threshold:
+            out.append(hour)
+            s = 0.0
+    return out
+
+
+def calibrated_threshold(clean_paths, hours):
+    """The lowest threshold (steps of 0.25) crossed at most once per ARL hours on the clean paths."""
+    budget = hours / ARL
+    threshold = 1.0
+    while sum(len(crossing_hours(p, threshold)) for p in clean_paths) > budget:
+        threshold += 0.25
+    return threshold
+
+
+def touched(key, result):
+    group, corridor = key
+    return any(e["group"] in (group, "*") and (not e["port"] or corridor.endswith("-" + e["port"]) or corridor == "*")
+               for e in result["truth"])
+
+
+def daily_mean(series, start_hour, end_hour):
+    lo, w, _ = series
+    vals = [w[h - lo] for h in range(start_hour, end_hour) if h % 24 == 0 and 0 <= h - lo < len(w)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary")
+    parser.add_argument("--seeds", default="1,2,3,4,5", help="comma-separated seeds (default 1,2,3,4,5)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--design", default="0.25,10", help="RHO,THRESHOLD of the design tried (default 0.25,10)")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    rho_design, threshold_design = (float(x) for x in args.design.split(","))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            jobs = [(n, s) for n in DROP_SCENARIOS + CLEAN_SCENARIOS for s in seeds]
+            results = list(pool.map(lambda j: run_one(args.binary, j[0], j[1], tmp), jobs))
+
+    # Noise only (the oracles' false-alarm budget), and everything without a shortage (holidays,
+    # surges, late bursts, an idle partition: what a detector must also stay quiet on).
+    noise, quiet, seen = [], [], set()
+    for r in results:
+        if r["name"] not in CLEAN_SCENARIOS:
+            continue
+        for key, series in r["series"].items():
+            ident = (r["seed"], key, tuple(series[2]))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            quiet.append(series)
+            if not touched(key, r):
+                noise.append(series)
+    noise_hours = sum(len(steps(s, 0.5, PHI)) for s in noise)
+    quiet_hours = sum(len(steps(s, 0.5, PHI)) for s in quiet)
+    design_false = sum(len(crossing_hours(steps(s, rho_design, None), threshold_design)) for s in quiet)
+
+    print("noise-only series %d (%.1f series-quarters of judged hours); series without a shortage %d (%.1f)" % (
+        len(noise), noise_hours / ARL, len(quiet), quiet_hours / ARL))
+    print("%-15s %4s %-15s %5s %5s %8s %4s %8s %9s %6s %9s" % (
+        "scenario", "seed", "series", "l0", "l1", "poisson", "nb", "baseline", "threshold", "design", "shortfall"))
+    ratios = {"nb": [], "baseline": [], "design": [], "shortfall": []}
+    fmt = lambda v, spec="%.0f": "-" if v is None else spec % v  # noqa: E731
+    for r in results:
+        if r["name"] not in DROP_SCENARIOS:
+            continue
+        for e in r["truth"]:
+            if not (e["shortage"] and e["kind"] == "volume_drop"):
+                continue
+            if e["port"]:
+                keys = [k for k in r["series"] if k[0] == e["group"] and k[1].endswith("-" + e["port"])]
+            else:
+                keys = [(e["group"], "*")] if (e["group"], "*") in r["series"] else []
+            if len(keys) != 1:
+                continue
+            series = r["series"][keys[0]]
+            start = e["start"] // HOUR_MS
+            l0 = daily_mean(series, start - 168, start)
+            l1 = daily_mean(series, start + 48, start + 216)
+            if not l0 or not l1 or l1 >= l0:
+                continue
+            rho = l1 / l0
+            poisson = oracle_hours(l0, l1)
+
+            def delay(path, threshold):
+                hits = [h for h in crossing_hours(path, threshold) if start <= h < e["end"] // HOUR_MS + 72]
+                return hits[0] - start if hits else None
+
+            nb = baseline = threshold = None
+            if e["port"]:  # PHI is a corridor's; a group total sums independent corridors
+                nb = oracle_hours(l0, l1, PHI)
+                threshold = calibrated_threshold([steps(s, rho, PHI) for s in noise], noise_hours)
+                baseline = delay(steps(series, rho, PHI), threshold)
+            design = delay(steps(series, rho_design, None), threshold_design)
+            hits = sorted(a["window_end"] for a in r["alerts"] if dq.matches(a, e))
+            shortfall = (hits[0] - e["start"]) / HOUR_MS if hits else None
+            for name, value in (("nb", nb), ("baseline", baseline), ("design", design), ("shortfall", shortfall)):
+                if value is not None:
+                    ratios[name].append(value / poisson)
+            print("%-15s %4d %-15s %5.1f %5.1f %8.0f %4s %8s %9s %6s %9s" % (
+                r["name"], r["seed"], "%s %s" % (e["group"][:10], e["port"] or "*"), l0, l1, poisson, fmt(nb),
+                fmt(baseline), fmt(threshold, "%.2f"), fmt(design), fmt(shortfall)))
+    print("median over the Poisson oracle (drops counted): " + ", ".join(
+        "%s %s (%d)" % (k, fmt(statistics.median(v) if v else None, "%.2f"), len(v)) for k, v in ratios.items()))
+    print("design rho %.2f threshold %.2f: %d crossings on the series without a shortage" % (
+        rho_design, threshold_design, design_false))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
