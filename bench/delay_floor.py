@@ -148,14 +148,24 @@ def steps(series, rho, phi=None):
 
 
 def crossing_hours(path, threshold):
-    """The hours at which the CUSUM over `path` reaches `threshold`, restarting at 0 after each."""
-    s, out = 0.0, []
+    """The hours at which the CUSUM over `path` reaches `threshold`, restarting at 0 after each.
+
+    A step may be a tuple, one per CUSUM of a bank: the bank crosses when any of them does, and
+    all restart."""
+    s, out = None, []
     for hour, g in path:
-        s = max(0.0, s + g)
-        if s >= threshold:
+        g = g if isinstance(g, tuple) else (g,)
+        s = [max(0.0, (s[j] if s else 0.0) + x) for j, x in enumerate(g)]
+        if max(s) >= threshold:
             out.append(hour)
-            s = 0.0
+            s = None
     return out
+
+
+def bank_steps(series, rhos, phi=None):
+    """steps() for each design ratio of a bank, zipped: [(hour, (g per ratio))]."""
+    paths = [steps(series, rho, phi) for rho in rhos]
+    return [(p[0][0], tuple(x[1] for x in p)) for p in zip(*paths)]
 
 
 def calibrated_threshold(clean_paths, hours):
@@ -184,10 +194,13 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="comma-separated seeds (default 1,2,3,4,5)")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--design", default="0.25,10", help="RHO,THRESHOLD of the design tried (default 0.25,10)")
+    parser.add_argument("--design", default="0.25,10",
+                        help="RHO[+RHO...],THRESHOLD of the design tried: one CUSUM, or a bank that fires when "
+                             "any of its CUSUMs does (default 0.25,10)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    rho_design, threshold_design = (float(x) for x in args.design.split(","))
+    ratios, threshold = args.design.split(",")
+    rho_design, threshold_design = tuple(float(x) for x in ratios.split("+")), float(threshold)
 
     with tempfile.TemporaryDirectory() as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -210,7 +223,7 @@ def main():
                 noise.append(series)
     noise_hours = sum(len(steps(s, 0.5, PHI)) for s in noise)
     quiet_hours = sum(len(steps(s, 0.5, PHI)) for s in quiet)
-    design_false = sum(len(crossing_hours(steps(s, rho_design, None), threshold_design)) for s in quiet)
+    design_false = sum(len(crossing_hours(bank_steps(s, rho_design), threshold_design)) for s in quiet)
 
     print("noise-only series %d (%.1f series-quarters of judged hours); series without a shortage %d (%.1f)" % (
         len(noise), noise_hours / ARL, len(quiet), quiet_hours / ARL))
@@ -248,7 +261,7 @@ def main():
                 nb = oracle_hours(l0, l1, PHI)
                 threshold = calibrated_threshold([steps(s, rho, PHI) for s in noise], noise_hours)
                 baseline = delay(steps(series, rho, PHI), threshold)
-            design = delay(steps(series, rho_design, None), threshold_design)
+            design = delay(bank_steps(series, rho_design), threshold_design)
             hits = sorted(a["window_end"] for a in r["alerts"] if dq.matches(a, e))
             shortfall = (hits[0] - e["start"]) / HOUR_MS if hits else None
             for name, value in (("nb", nb), ("baseline", baseline), ("design", design), ("shortfall", shortfall)):
@@ -259,8 +272,8 @@ def main():
                 fmt(baseline), fmt(threshold, "%.2f"), fmt(design), fmt(shortfall)))
     print("median over the Poisson oracle (drops counted): " + ", ".join(
         "%s %s (%d)" % (k, fmt(statistics.median(v) if v else None, "%.2f"), len(v)) for k, v in ratios.items()))
-    print("design rho %.2f threshold %.2f: %d crossings on the series without a shortage" % (
-        rho_design, threshold_design, design_false))
+    print("design rho %s threshold %.2f: %d crossings on the series without a shortage" % (
+        "+".join("%.2f" % r for r in rho_design), threshold_design, design_false))
     return 0
 
 

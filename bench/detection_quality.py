@@ -42,7 +42,7 @@ and the aims of the detection issue, each marked met or missed. It is a
 benchmark: it exits 0 whatever the numbers (the test suite's
 detection_quality asserts the hard limits on one seed).
 
-usage: bench/detection_quality.py SHORTFALL [--seeds 1,2,3] [--jobs 2] [--only a,b]
+usage: bench/detection_quality.py SHORTFALL [--seeds 1,2,3] [--jobs 2] [--only a,b] [--set KEY=VALUE ...]
 """
 import argparse
 import concurrent.futures
@@ -63,12 +63,13 @@ PHI = 0.2 ** 2 + 0.07 ** 2     # the generator's overdispersion of one corridor'
 DAILY = re.compile(r"^(\S+)  (\S+)  (\S+)  \[24h\] shipments=(\d+)", re.M)
 
 
-def run_one(binary, name, seed, workdir):
+def run_one(binary, name, seed, workdir, sets=()):
     base = os.path.join(workdir, "%s.%d" % (name, seed))
     dq.run([binary, "gen", "--scenario", name, "--seed", str(seed), "--out", base + ".pb", "--truth",
             base + ".truth.csv"])
+    sets = [a for kv in sets for a in ("--set", kv)]
     replay = dq.run([binary, "replay", "--input", base + ".pb", "--print", "day", "--alerts-json",
-                     base + ".alerts.jsonl"])
+                     base + ".alerts.jsonl"] + sets)
     daily = {}
     for m in DAILY.finditer(replay.stdout):
         daily.setdefault((m.group(2), m.group(3)), []).append((dq.parse_time(m.group(1)), int(m.group(4))))
@@ -117,6 +118,8 @@ def main():
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to replay as --set (try detector settings); repeatable")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     names = dq.scenario_names(args.binary)
@@ -126,7 +129,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             jobs = [(n, s) for n in names for s in seeds]
-            results = list(pool.map(lambda j: run_one(args.binary, j[0], j[1], tmp), jobs))
+            results = list(pool.map(lambda j: run_one(args.binary, j[0], j[1], tmp, args.set), jobs))
 
     implemented = {a["kind"] for r in results for a in r["alerts"]}
     per = {}
