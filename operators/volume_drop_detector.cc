@@ -28,39 +28,6 @@ double MedianOf(std::array<double, N>& values, int n) {
 
 }  // namespace
 
-LikelihoodRatio DropLikelihoodRatio(double expected, double drop_ratio, double overdispersion) {
-  const double l0 = expected;
-  const double l1 = drop_ratio * expected;
-  const double r = 1 / overdispersion;
-  return LikelihoodRatio{r * std::log((r + l0) / (r + l1)), std::log(l0 * (r + l1) / (l1 * (r + l0)))};
-}
-
-double VolumeDropDetector::Overdispersion(const Series& s, TimestampMs t) const {
-  const double floor = options_.variation_floor * options_.variation_floor;
-  const int weeks = options_.baseline_weeks - 1;  // the oldest week is `here`'s, about to be overwritten
-  if (weeks < 2) return floor;
-  const auto positions = static_cast<int64_t>(kWeek / table_.bucket());
-  double excess = 0;
-  double square = 0;
-  for (int64_t h = 0; h < positions; ++h) {
-    std::array<double, kMaxBaselineWeeks> values;
-    int n = 0;
-    for (int k = 1; k <= weeks; ++k) {
-      const Slot* slot = table_.Lagged(s.ring, t - h * table_.bucket(), k);
-      if (slot != nullptr && !slot->anomalous) values[static_cast<size_t>(n++)] = static_cast<double>(slot->shipments);
-    }
-    if (n < 2) continue;
-    double mean = 0;
-    for (int i = 0; i < n; ++i) mean += values[static_cast<size_t>(i)];
-    mean /= n;
-    double squares = 0;
-    for (int i = 0; i < n; ++i) squares += (values[static_cast<size_t>(i)] - mean) * (values[static_cast<size_t>(i)] - mean);
-    excess += squares / (n - 1) - mean;
-    square += mean * mean;
-  }
-  return square > 0 ? std::max(floor, excess / square) : floor;
-}
-
 Status VolumeDropOptions::Validate(const WindowOptions& windows) const {
   SHORTFALL_RETURN_IF_ERROR(ValidateSeasonalRing("volume_drop", window, baseline_weeks, min_history_weeks, windows));
   if (!std::isfinite(min_expected_shipments) || min_expected_shipments < 0) {
@@ -76,22 +43,6 @@ Status VolumeDropOptions::Validate(const WindowOptions& windows) const {
   }
   if (!std::isfinite(relative_floor) || relative_floor <= 0) {
     return InvalidArgumentError("volume_drop.relative_floor: " + OptionNumber(relative_floor) + " (want > 0)");
-  }
-  if (drop_ratios.empty() || drop_ratios.size() > kMaxDropRatios) {
-    return InvalidArgumentError("volume_drop.drop_ratios: " + std::to_string(drop_ratios.size()) +
-                                " values (want 1 to " + std::to_string(kMaxDropRatios) + ")");
-  }
-  for (double ratio : drop_ratios) {
-    if (!std::isfinite(ratio) || ratio <= 0 || ratio >= 1) {
-      return InvalidArgumentError("volume_drop.drop_ratios: " + OptionNumber(ratio) + " (want > 0 and < 1)");
-    }
-  }
-  if (!std::isfinite(variation_floor) || variation_floor <= 0) {
-    return InvalidArgumentError("volume_drop.variation_floor: " + OptionNumber(variation_floor) + " (want > 0)");
-  }
-  if (!std::isfinite(amount_cusum_threshold) || amount_cusum_threshold <= 0) {
-    return InvalidArgumentError("volume_drop.amount_cusum_threshold: " + OptionNumber(amount_cusum_threshold) +
-                                " (want > 0)");
   }
   return ValidateCusum("volume_drop", cusum_slack, cusum_threshold, recover_z);
 }
@@ -205,9 +156,6 @@ void VolumeDropDetector::Observe(const WindowReport& report, std::vector<Signal>
 
 void VolumeDropDetector::Series::ResetState() {
   cusum = {};
-  drop_cusum = {};
-  overdispersion = 0;
-  overdispersion_at = kMinTimestamp;
   critical = false;
   in_episode = false;
   recovered_since = kMinTimestamp;
@@ -234,8 +182,6 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
   // Skip the weeks of a drop episode while enough clean ones remain.
   const bool skip_anomalous = clean >= options_.min_history_weeks;
   int n = 0;
-  double bucket_sum = 0;  // the bucket's share of its window in the same weeks is
-  double window_sum = 0;  // bucket_sum / window_sum
   for (int i = 0; i < found; ++i) {
     const Slot& slot = *present[static_cast<size_t>(i)];
     if (skip_anomalous && slot.anomalous) continue;
@@ -243,13 +189,10 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
     lagged[0][j] = static_cast<double>(slot.shipments);
     lagged[1][j] = static_cast<double>(slot.gross_weight) / kWeightScale;
     lagged[2][j] = static_cast<double>(slot.declared_value) / kValueScale;
-    bucket_sum += static_cast<double>(slot.bucket_shipments);
-    window_sum += static_cast<double>(slot.shipments);
   }
   const VolumeDelta& window = report.rolling[window_index_];
   Slot& slot_here = s->ring[here];
-  slot_here = Slot{t, window.shipments, window.gross_weight, window.declared_value, s->in_episode,
-                   static_cast<uint32_t>(std::min<uint64_t>(report.bucket.shipments, UINT32_MAX))};
+  slot_here = Slot{t, window.shipments, window.gross_weight, window.declared_value, s->in_episode};
   s->last_end = t;
   s->shipments_scale = 0;
 
@@ -288,67 +231,35 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
       scale = std::max(scale, std::sqrt(expected[m] + spread * spread));
     }
     z[m] = (observed[m] - expected[m]) / scale;
-    if (m == 0) {
-      s->shipments_scale = scale;
-      const double share = window_sum > 0 ? bucket_sum / window_sum : 0;
-      // Reads slots up to baseline_weeks - 1 weeks and 7 d back, never `here`.
-      if (s->overdispersion_at == kMinTimestamp || AlignDown(t, kMsPerDay) > AlignDown(s->overdispersion_at, kMsPerDay)) {
-        s->overdispersion = Overdispersion(*s, t);
-        s->overdispersion_at = t;
-      }
-      const double overdispersion = s->overdispersion;
-      s->cusum[0] = 0;
-      for (size_t j = 0; j < options_.drop_ratios.size(); ++j) {
-        const LikelihoodRatio lr = DropLikelihoodRatio(expected[0], options_.drop_ratios[j], overdispersion);
-        double& c = s->drop_cusum[j];
-        c = std::max(0.0, c + lr.per_window * share - lr.per_shipment * static_cast<double>(report.bucket.shipments));
-        s->cusum[0] = std::max(s->cusum[0], c);
-      }
-    } else {
-      s->cusum[m] = std::max(0.0, s->cusum[m] + (-z[m] - tuning.cusum_slack) * step);
-    }
+    if (m == 0) s->shipments_scale = scale;
+    s->cusum[m] = std::max(0.0, s->cusum[m] + (-z[m] - tuning.cusum_slack) * step);
     evaluated[m] = true;
     any = true;
     recovered = recovered && z[m] >= options_.recover_z;
   }
   if (!any) return;
   if (recovered) {
-    // The amounts' CUSUMs restart on every recovered close. The shipments
-    // CUSUM restarts only in an episode that began a window ago or more:
-    // outside one it drains by itself, and the first hours of a drop (before
-    // the window shows it) must add up; early in one, the window has not
-    // yet caught up with what fired.
-    for (size_t m = 1; m < kMeasures; ++m) s->cusum[m] = 0;
-    const Slot* window_ago = table_.Lagged(s->ring, t - options_.window, 0);
-    if (s->in_episode && window_ago != nullptr && window_ago->anomalous) {
-      s->cusum[0] = 0;
-      s->drop_cusum = {};
-    }
+    s->cusum = {};
     if (s->recovered_since == kMinTimestamp) s->recovered_since = t;
     if (t - s->recovered_since >= options_.window) s->in_episode = false;
   } else {
     s->recovered_since = kMinTimestamp;
   }
 
-  // The strongest measure is the one furthest along towards its threshold.
-  const auto threshold_of = [&](size_t m) { return m == 0 ? tuning.cusum_threshold : options_.amount_cusum_threshold; };
   size_t strongest = kMeasures;
   for (size_t m = 0; m < kMeasures; ++m) {
     if (!evaluated[m]) continue;
-    const double progress = s->cusum[m] / threshold_of(m);
-    if (strongest == kMeasures || progress > s->cusum[strongest] / threshold_of(strongest) ||
-        (progress == s->cusum[strongest] / threshold_of(strongest) && z[m] < z[strongest])) {
+    if (strongest == kMeasures || s->cusum[m] > s->cusum[strongest] ||
+        (s->cusum[m] == s->cusum[strongest] && z[m] < z[strongest])) {
       strongest = m;
     }
   }
   const double statistic = s->cusum[strongest];
-  const double threshold = threshold_of(strongest);
-  const bool firing = statistic >= threshold;
+  const bool firing = statistic >= tuning.cusum_threshold;
   if (firing) s->in_episode = true;
-  recovered = recovered && !firing;
   slot_here.anomalous = s->in_episode;
   s->critical = firing && (s->critical || observed[strongest] <= 0.5 * expected[strongest] ||
-                           statistic >= 2 * threshold);
+                           statistic >= 2 * tuning.cusum_threshold);
 
   Signal& signal = out->emplace_back();
   signal.kind = v1::ALERT_KIND_VOLUME_DROP;
@@ -367,7 +278,7 @@ void VolumeDropDetector::Evaluate(const WindowReport& report, Series* s, std::ve
   e.set_expected(expected[strongest]);
   e.set_statistic("cusum");
   e.set_statistic_value(statistic);
-  e.set_threshold(threshold);
+  e.set_threshold(tuning.cusum_threshold);
   e.set_baseline_history_seconds(int64_t{n} * kSecondsPerWeek);
 }
 
@@ -377,14 +288,8 @@ void VolumeDropDetector::Series::SaveSlot(const Slot& slot, bool newest, interna
   out->set_gross_weight_g(slot.gross_weight);
   out->set_declared_value(slot.declared_value);
   out->set_anomalous(slot.anomalous);
-  out->set_bucket_shipments(slot.bucket_shipments);
   if (!newest) return;
   for (double c : cusum) out->add_cusum(c);
-  for (double c : drop_cusum) out->add_drop_cusum(c);
-  if (overdispersion_at != kMinTimestamp) {
-    out->set_overdispersion(overdispersion);
-    out->set_overdispersion_at_ms(overdispersion_at);
-  }
   if (expected_shipments) out->set_expected_shipments(*expected_shipments);
   out->set_critical(critical);
   out->set_in_episode(in_episode);
@@ -392,25 +297,12 @@ void VolumeDropDetector::Series::SaveSlot(const Slot& slot, bool newest, interna
 }
 
 void VolumeDropDetector::Series::LoadSlot(size_t index, const internal::VolumeDropSlotState& in) {
-  // A slot written before 0.6.0 lacks its bucket's shipments: read it as
-  // empty, so the series warms up again rather than test a wrong profile.
-  if (!in.has_bucket_shipments()) return;
-  ring[index] = Slot{in.bucket_end_ms(), in.shipments(), in.gross_weight_g(), in.declared_value(), in.anomalous(),
-                     static_cast<uint32_t>(std::min<uint64_t>(in.bucket_shipments(), UINT32_MAX))};
+  ring[index] = Slot{in.bucket_end_ms(), in.shipments(), in.gross_weight_g(), in.declared_value(), in.anomalous()};
 }
 
 bool VolumeDropDetector::Series::LoadState(const internal::VolumeDropSlotState& in) {
   if (in.cusum_size() != static_cast<int>(kMeasures)) return false;
   for (size_t m = 0; m < kMeasures; ++m) cusum[m] = in.cusum(static_cast<int>(m));
-  // State of 0.5.x has no drop CUSUMs (its shipments CUSUM was of another
-  // kind): the shipments test starts again from 0.
-  drop_cusum = {};
-  for (int j = 0; j < in.drop_cusum_size() && j < static_cast<int>(kMaxDropRatios); ++j) {
-    drop_cusum[static_cast<size_t>(j)] = in.drop_cusum(j);
-  }
-  cusum[0] = *std::max_element(drop_cusum.begin(), drop_cusum.end());
-  overdispersion = in.overdispersion();
-  overdispersion_at = in.has_overdispersion_at_ms() ? in.overdispersion_at_ms() : kMinTimestamp;
   critical = in.critical();
   in_episode = in.in_episode();
   recovered_since = in.has_recovered_since_ms() ? in.recovered_since_ms() : kMinTimestamp;

@@ -24,78 +24,54 @@
 // relative_floor x expected), and for shipments at least
 // sqrt(expected + (relative_floor x expected)^2): Poisson noise plus day-to-day
 // variation of relative_floor (counts of trucks are overdispersed);
-// z = (observed - expected) / scale: for recovery, the report's band and
-// the amounts' test. Only the measures in `measures` are evaluated
-// (default: shipments).
+// z = (observed - expected) / scale. Only the measures in `measures` are
+// evaluated (default: shipments).
 //
-// Test for shipments (sustained shift, likelihood ratio). At each bucket
-// close the detector weighs the bucket's shipment count n against two
-// hypotheses: the flow is as expected, or it has fallen to
-// ratio x expected. Counts are taken as negative binomial, variance
-// l + phi l^2, where phi (overdispersion: day-to-day variation beyond
-// Poisson) is estimated per series from its ring: at each of the last
-// week's bucket closes, the window values of one to baseline_weeks - 1
-// weeks back give a sample variance; phi = sum(variance - mean) /
-// sum(mean^2), at least variation_floor^2, estimated once a day (at the
-// series' first judged close of each UTC day) and kept with its state.
-// The log likelihood ratio of a window's count x is then linear in x,
-// B - A x (DropLikelihoodRatio), so
-// each bucket adds its share of it: B x share - A x n, where share is the
-// bucket's part of its window in the same past weeks (nights count for
-// little, busy hours for much). One CUSUM per ratio in drop_ratios,
-//   S = max(0, S + B x share - A x n),
-// in nats of evidence; the shipments statistic is the largest of them.
-// Hourly steps let the evidence add up from the first hour of a drop,
-// rather than as a 24 h window fills with it.
-//
-// Test for gross weight and declared value (when `measures` names them):
-// one-sided lower CUSUM on the window's z,
-//   S = max(0, S + (-z - cusum_slack) x bucket / window),
-// in window-lengths of z beyond the slack (consecutive windows overlap by
-// 23 h; the factor makes one window's evidence count about once).
-//
-// The series is
-//   - firing    when a measure's S reaches its threshold (cusum_threshold
-//               for shipments, amount_cusum_threshold for the others); the
-//               evidence names the measure furthest along;
-//   - recovered when z >= recover_z on every measure evaluated and it is
-//               not firing. The amounts' S restart at 0 then; the shipments
-//               CUSUMs restart only once an episode is a window old (before
-//               that the window has not caught up with what fired), and
-//               outside an episode they drain by themselves, so the first
-//               hours of a drop add up even while the window looks normal;
+// Test (sustained shift). One-sided lower CUSUM per measure,
+//   S = max(0, S + (-z - cusum_slack) x bucket / window).
+// Consecutive 24 h windows overlap by 23 h, so each hour's z repeats 95% of
+// the last one's evidence; the bucket / window factor makes one window's
+// worth of evidence count about once. S is in "window-lengths of z beyond
+// the slack". The series is
+//   - firing    when S >= cusum_threshold on some measure; the evidence names
+//               the measure with the largest S;
+//   - recovered when z >= recover_z on every measure evaluated; S is then
+//               reset to 0 (the drop is over; without the reset S would
+//               drain at only `slack` per window, 8 days from S = 4, and the
+//               alert would neither resolve nor stay quiet after a cooldown);
 //   - otherwise in between.
 // Severity while firing: CRITICAL when the strongest measure's observed is
-// at most half its expected, or S >= 2 x its threshold; else WARNING. Once
+// at most half its expected, or S >= 2 x cusum_threshold; else WARNING. Once
 // CRITICAL, a firing episode stays CRITICAL until it stops firing, so a
 // ratio wobbling around one half does not flood UPDATED records.
 //
-// Tuning (defaults: drop_ratios {0.25, 0.5}, variation_floor 0.15,
-// threshold 13) on the tests' series (Poisson arrivals, 1,000 shipments per
-// weekday, half at weekends, nights low; 1 h buckets, 24 h window), where
-// phi is the floor:
-//   - a sustained 60% drop fires 22 h after it starts (observed/expected
-//     0.39 by then); a flow that stops fires after 10 h (it stops at
-//     midnight, when few trucks are expected anyway);
-//   - a one-day 40% dip, then back to normal: over 8 seeds S peaks at 5.1,
-//     under 40% of the threshold, and nothing fires (at variation_floor 0.1
-//     it peaks at 10.8: a series that regular reads a 40% day as strong
-//     evidence);
-//   - a surge never moves S up: every hour of it is evidence against a drop;
-//   - two quiet weeks before a drop peak at S = 0.4.
-// On the scenario suite (bench/detection_quality.py, seeds 1 to 5) recall
-// and precision are 1.00 with no false alert, and detection takes a median
-// 1.84 times the Poisson oracle's delay (2.44 with the 0.5.0 window test);
-// seeds 6 to 10: 1.93 (2.59), precision 1.00. Threshold 12 is faster (1.71)
-// and alerts on some holiday dips (three in seeds 6 to 10); docs/alerts.md
-// has the tables, bench/delay_floor.py the trade-off of other thresholds.
-// A drop of less than about 30% barely moves the 0.5 CUSUM and may never
-// fire (it adds up only while the flow is below about 70% of expected);
-// add a ratio such as 0.75 to drop_ratios for those, at the price of more
-// alarms on noise (not measured).
-// After the flow returns, the alert resolves 46 h later (z back above
+// Tuning (measured with slack 0.5, relative_floor 0.1 and threshold 4; the
+// default threshold is 5, which these numbers led to) on
+// the tests' series (Poisson arrivals, 1,000 shipments per weekday, half at
+// weekends, nights low; 1 h buckets, 24 h window), where the scale is the
+// 10% floor, so z = -1 means "10% below the same hours of past weeks":
+//   - a sustained 60% drop: z falls to about -6 as the window fills with the
+//     drop (24 h), S is about 2.6 then and grows about 0.25 per hour; the
+//     series fires 30 h after the drop starts (29 to 36 h over other seeds
+//     and 300 to 5,000 shipments a day), CRITICAL from the start (observed
+//     is 0.36 of expected by then). A flow that stops fires after 25 h;
+//   - a one-day 40% dip, then back to normal: z reaches -4, S peaks at 3.0
+//     42 h after the dip starts and the series never fires. That is 75% of
+//     the threshold: over 24 seeds and volumes the peak ranged 2.0 to 4.1,
+//     and one noisy 300-a-day corridor did fire. Hence the default
+//     threshold 5: it keeps every such dip quiet and fires on the 60% drop
+//     after 34 to 41 h;
+//   - a surge (x3) never moves S: the test is one-sided;
+//   - two quiet weeks of evaluation peak at S = 0.0 (0.0 to 1.0 over seeds).
+// After the flow returns, the alert resolves 44 to 66 h later (z back above
 // recover_z once the window is about 90% normal, then resolve_after 24 h);
 // noise that dips one measure below recover_z restarts that wait.
+// A higher threshold or slack ignores longer or deeper dips and fires later
+// on a real drop; relative_floor bounds how small a change can look large on
+// a very regular series. Because S is reset on recovery, it accumulates only
+// while z stays below recover_z: a shallow drop whose z hovers near
+// recover_z (10 to 15% at the floor) keeps resetting it and will rarely
+// fire (reasoned, not measured).
 //
 // Baseline freeze. A close inside a drop episode (from the first firing
 // signal until the series has been recovered for a whole `window`, so one
@@ -116,11 +92,9 @@
 // measure whose expected value is 0 (e.g. no declared values in the data) is
 // left out. Every other report yields exactly one Signal.
 //
-// Cost per report: O(baseline_weeks), and once a day per series the
-// overdispersion estimate, which reads (7 d / bucket) x (baseline_weeks - 1)
-// slots (504 with the defaults); no allocation once the series' ring exists,
-// apart from the Signal written out (its strings and evidence).
-// Memory: 40 bytes per slot, 672 slots (27 KB) per series with the defaults.
+// Cost: O(baseline_weeks) per report and no allocation once the series'
+// ring exists, apart from the Signal written out (its strings and evidence).
+// Memory: 32 bytes per slot, 672 slots (21 KB) per series with the defaults.
 //
 // Thread-safety: not thread-safe; one detector per task.
 // Failure: Observe never fails. Restore returns kFailedPrecondition for
@@ -131,7 +105,6 @@
 #define SHORTFALL_OPERATORS_VOLUME_DROP_DETECTOR_H_
 
 #include <array>
-#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -151,8 +124,6 @@ class VolumeDropSlotState;
 }  // namespace shortfall::internal
 
 namespace shortfall::operators {
-
-inline constexpr size_t kMaxDropRatios = 3;
 
 struct VolumeDropOptions {
   // Whether series are watched at all. Default on; an override can switch
@@ -180,25 +151,11 @@ struct VolumeDropOptions {
   // Floor of the scale as a fraction of expected (> 0). Default 0.1: a drop
   // counts in z only in steps of 10% of expected however regular the series.
   double relative_floor = 0.1;
-  // The drops the shipments test is tuned for: one CUSUM per ratio, the
-  // flow falling to that fraction of expected (1 to kMaxDropRatios values,
-  // each > 0 and < 1); the test fires when any of them reaches the
-  // threshold. Default {0.25, 0.5}: 0.25 finds deep drops soonest but
-  // misses one that leaves more than about half the flow; 0.5 finds those.
-  std::vector<double> drop_ratios = {0.25, 0.5};
-  // The day-to-day variation of a series' window count beyond Poisson,
-  // as a fraction of expected, that the shipments test assumes at least
-  // (> 0): its overdispersion is estimated per series from past weeks, and
-  // never taken below variation_floor^2. Default 0.15: no trade flow is
-  // steadier than that, and a one-day dip must not read as a drop.
-  double variation_floor = 0.15;
-  // Threshold of the shipments likelihood-ratio CUSUMs, in nats (> 0).
-  // Default 13; see the tuning notes above.
-  double cusum_threshold = 13.0;
-  // Slack (in z units, >= 0) and threshold (> 0) of the gross-weight and
-  // declared-value CUSUMs. Defaults 0.5 (a z of -0.5 adds nothing) and 5.
+  // CUSUM slack in z units (>= 0). Default 0.5: a z of -0.5 adds nothing.
   double cusum_slack = 0.5;
-  double amount_cusum_threshold = 5.0;
+  // CUSUM threshold (> 0). Default 5.0; see the tuning notes above (4.0
+  // fires about 5 h sooner on a real drop and lets some one-day dips through).
+  double cusum_threshold = 5.0;
   // z at or above which a measure is back in its normal band. Default -1.0.
   double recover_z = -1.0;
 
@@ -220,18 +177,6 @@ struct VolumeDropOverride {
   std::optional<double> min_expected_shipments;
   std::optional<bool> enabled;
 };
-
-// The log likelihood ratio of a window's shipment count x, "dropped to
-// drop_ratio x expected" against "as expected", with counts negative
-// binomial of variance l + overdispersion x l^2: per_window - per_shipment x x.
-// Linear in x, so a window's ratio is the sum of its buckets' (each bucket
-// taking its share of per_window). REQUIRES: expected > 0, 0 < drop_ratio < 1,
-// overdispersion > 0.
-struct LikelihoodRatio {
-  double per_window = 0;
-  double per_shipment = 0;
-};
-LikelihoodRatio DropLikelihoodRatio(double expected, double drop_ratio, double overdispersion);
 
 // What the detector made of a series' latest report, for the shipments
 // measure: the numbers a plot needs to show why a series fired or did not
@@ -309,7 +254,6 @@ class VolumeDropDetector {
     int64_t gross_weight = 0;
     int64_t declared_value = 0;
     bool anomalous = false;  // closed inside a drop episode
-    uint32_t bucket_shipments = 0;  // in the bucket that closed (the window's newest); saturates
   };
   // Options after the series' override.
   struct Tuning {
@@ -322,13 +266,7 @@ class VolumeDropDetector {
     SeriesKey key;
     Tuning tuning;
     std::vector<Slot> ring;  // one slot per bucket close of baseline_weeks weeks, once it has a report
-    // Per measure; for shipments, the largest of drop_cusum.
     std::array<double, kMeasures> cusum{};
-    std::array<double, kMaxDropRatios> drop_cusum{};  // per options.drop_ratios
-    // Overdispersion of the shipments window, estimated at the first judged
-    // close of each UTC day (its time); 0: not yet.
-    double overdispersion = 0;
-    TimestampMs overdispersion_at = kMinTimestamp;
     bool critical = false;                // this firing episode has been critical
     bool in_episode = false;              // fired, and not recovered for a window since
     TimestampMs recovered_since = kMinTimestamp;  // current run of recovered closes; kMinTimestamp: none
@@ -347,9 +285,6 @@ class VolumeDropDetector {
   };
 
   Tuning TuningFor(SeriesKey key) const;
-  // The overdispersion of the series' window counts from its ring (see the
-  // shipments test above), at least variation_floor^2.
-  double Overdispersion(const Series& s, TimestampMs t) const;
   void Evaluate(const WindowReport& report, Series* s, std::vector<Signal>* out);
 
   VolumeDropOptions options_;

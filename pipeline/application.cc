@@ -339,7 +339,7 @@ int Application::Replay(const std::vector<std::string>& args) {
   flags.Add("truth", "FILE", "with --report: shade these ground-truth windows (the CSV of `gen --scenario NAME --truth`)");
   flags.Add("config", "FILE",
             "take windows, validation, detection and catalog from a `shortfall run` config (Kafka keys are ignored)");
-  flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set detection.volume_drop.cusum_threshold=10");
+  flags.AddRepeated("set", "KEY=VALUE", "override one config key, e.g. --set detection.volume_drop.cusum_threshold=4");
   flags.Add("bucket", "DURATION", "tumbling bucket width (window.bucket)", "1h");
   flags.Add("windows", "LIST", "rolling windows, comma-separated multiples of the bucket (window.rolling)", "24h,7d");
   flags.Add("allowed-lateness", "DURATION", "how late an event may be and still count (window.allowed_lateness)",

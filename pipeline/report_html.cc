@@ -501,11 +501,9 @@ void RenderLegend(const ReportPage& page, std::string* out) {
            "expected is below " +
            FormatNumber(page.min_expected_shipments) + ")"},
       {"<path class=\"cusum\" d=\"M2 12l10-2 10-5 12-3\"/><path class=\"threshold\" d=\"M2 4h32\"/>",
-       "lower strip: the statistic S of the shipments test (nats of evidence that the flow has fallen to a "
-       "drop ratio of expected, the largest of its CUSUMs) and its threshold. A drop fires when S reaches the "
-       "threshold, not when the volume leaves the band; S grows each hour that brings fewer shipments than "
-       "that hour's share of expected, drains by itself otherwise, and is reset once an alert is a window old "
-       "and a close is back in the band"},
+       "lower strip: the CUSUM statistic S of the shipments test and its threshold. A drop fires when S "
+       "reaches the threshold, not when the volume leaves the band; S grows while z = (observed \xE2\x88\x92 "
+       "expected) / scale stays below minus the slack, and is reset once a close is back in the band"},
       {"<rect class=\"truth shortage\" x=\"2\" y=\"1\" width=\"32\" height=\"12\"/>",
        "truth window of a shortage (--truth) on this series"},
       {"<rect class=\"truth benign\" x=\"2\" y=\"1\" width=\"32\" height=\"12\"/>",

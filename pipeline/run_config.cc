@@ -544,40 +544,14 @@ const std::vector<Leaf>& Leaves() {
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.relative_floor); },
        .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.relative_floor); }},
-      {.path = "detection.volume_drop.drop_ratios",
-       .shape = Shape::kList,
-       .show =
-           [](const RunConfig& c) {
-             std::string out = "[";
-             for (double r : c.pipeline.detection.volume_drop.drop_ratios) {
-               out += (out.size() > 1 ? ", " : "") + FormatDouble(r);
-             }
-             return out + "]";
-           },
-       .set_list =
-           [](const std::vector<std::string>& items, RunConfig* c) {
-             std::vector<double> ratios(items.size());
-             for (size_t i = 0; i < items.size(); ++i) SHORTFALL_RETURN_IF_ERROR(SetDouble(items[i], &ratios[i]));
-             c->pipeline.detection.volume_drop.drop_ratios = std::move(ratios);
-             return OkStatus();
-           }},
-      {.path = "detection.volume_drop.variation_floor",
-       .set = [](std::string_view t,
-                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.variation_floor); },
-       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.variation_floor); }},
-      {.path = "detection.volume_drop.cusum_threshold",
-       .set = [](std::string_view t,
-                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.cusum_threshold); },
-       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.cusum_threshold); }},
       {.path = "detection.volume_drop.cusum_slack",
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.cusum_slack); },
        .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.cusum_slack); }},
-      {.path = "detection.volume_drop.amount_cusum_threshold",
+      {.path = "detection.volume_drop.cusum_threshold",
        .set = [](std::string_view t,
-                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.amount_cusum_threshold); },
-       .show =
-           [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.amount_cusum_threshold); }},
+                 RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.cusum_threshold); },
+       .show = [](const RunConfig& c) { return FormatDouble(c.pipeline.detection.volume_drop.cusum_threshold); }},
       {.path = "detection.volume_drop.recover_z",
        .set = [](std::string_view t,
                  RunConfig* c) { return SetDouble(t, &c->pipeline.detection.volume_drop.recover_z); },
@@ -1026,8 +1000,6 @@ bool DetectionEqual(const operators::DetectionOptions& a, const operators::Detec
          va.min_history_weeks == vb.min_history_weeks && va.min_expected_shipments == vb.min_expected_shipments &&
          va.measures == vb.measures && va.relative_floor == vb.relative_floor && va.cusum_slack == vb.cusum_slack &&
          va.cusum_threshold == vb.cusum_threshold && va.recover_z == vb.recover_z &&
-         va.drop_ratios == vb.drop_ratios && va.variation_floor == vb.variation_floor &&
-         va.amount_cusum_threshold == vb.amount_cusum_threshold &&
          std::equal(a.volume_drop_overrides.begin(), a.volume_drop_overrides.end(), b.volume_drop_overrides.begin(),
                     b.volume_drop_overrides.end(), same_overrides) &&
          CustomsHoldEqual(a.customs_hold, b.customs_hold) && a.unit_value == b.unit_value && a.dwell == b.dwell &&

@@ -7,7 +7,7 @@
 
 namespace shortfall::pipeline {
 
-inline constexpr std::string_view kVersion = "0.6.0";
+inline constexpr std::string_view kVersion = "0.5.0";
 
 }  // namespace shortfall::pipeline
 

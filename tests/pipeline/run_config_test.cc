@@ -596,27 +596,6 @@ TEST(DescribeRunConfig, DescribesTheDefaultsInTheExampleLayout) {
   EXPECT_TRUE(*back == RunConfig{});
 }
 
-TEST(ParseRunConfig, ReadsTheVolumeDropTestKeysAndValidationNamesThem) {
-  // Given the shipments test's keys set away from their defaults,
-  RunConfig config = Parsed(R"(
-detection:
-  volume_drop: {drop_ratios: [0.2, 0.6, 0.8], variation_floor: 0.25, cusum_threshold: 9,
-                amount_cusum_threshold: 4}
-)");
-  // then each lands in its field,
-  const operators::VolumeDropOptions& v = config.pipeline.detection.volume_drop;
-  EXPECT_EQ(v.drop_ratios, (std::vector<double>{0.2, 0.6, 0.8}));
-  EXPECT_EQ(v.variation_floor, 0.25);
-  EXPECT_EQ(v.cusum_threshold, 9);
-  EXPECT_EQ(v.amount_cusum_threshold, 4);
-  EXPECT_FALSE(config == RunConfig{}) << "operator== compares them";
-  config.brokers = "k:9092";
-  EXPECT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
-  // and a ratio out of range is refused naming its key path.
-  ASSERT_TRUE(ApplyOverride("detection.volume_drop.drop_ratios=0.5,1.5", &config).ok());
-  EXPECT_EQ(ValidateRunConfig(config).message(), "detection.volume_drop.drop_ratios: 1.5 (want > 0 and < 1)");
-}
-
 TEST(ParseRunConfig, ReadsTheCustomsHoldKeysAndValidationNamesThem) {
   // Given every detection.customs_hold key set away from its default,
   RunConfig config = Parsed(R"(
