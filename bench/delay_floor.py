@@ -52,7 +52,7 @@ WEEK = 168                      # hourly buckets a week
 BASELINE_WEEKS = 4              # the volume-drop detector's default
 MIN_EXPECTED = 5                # its min_expected_shipments
 ARL = 90 * 24                   # detection_quality.py's false-alarm budget, hourly evaluations
-PHI = 0.2 ** 2 + 0.07 ** 2      # as in detection_quality.py: the generator's overdispersion of a corridor's daily counts
+PHI = 0.2 ** 2 + 0.07 ** 2      # the generator's overdispersion of a corridor's daily counts (see detection_quality.py's nb50)
 PHI_FLOOR = 0.01                # relative_floor^2
 DROP_SCENARIOS = ["demo", "sudden_drop", "gradual_decline"]  # those with a volume-drop shortage
 CLEAN_SCENARIOS = ["holiday_dip", "demand_surge", "low_volume_noise", "late_burst", "idle_partition"]
@@ -104,13 +104,14 @@ def coefficients(level, rho, phi):
 
 def oracle_hours(l0, l1, phi=0.0):
     """ln(ARL) / KL in hours, KL per day of daily counts l1 against l0 (detection_quality.py's
-    oracle): Poisson when phi is 0, else negative binomial with variance l + phi l^2."""
+    oracle): Poisson when phi is 0, else negative binomial with variance l + phi l^2. None when
+    KL is not positive (no drop). l1 may be 0 (the flow stopped)."""
     if phi == 0:
-        kl = l1 * math.log(l1 / l0) - l1 + l0
+        kl = (l1 * math.log(l1 / l0) if l1 > 0 else 0.0) - l1 + l0
     else:
-        a, b = coefficients(l0, l1 / l0, phi)
-        kl = b - a * l1  # the log likelihood ratio B - A x at its mean under the drop, x = l1
-    return math.log(ARL) / kl * 24
+        r = 1 / phi
+        kl = r * math.log((r + l0) / (r + l1)) + (l1 * math.log(l1 * (r + l0) / (l0 * (r + l1))) if l1 > 0 else 0.0)
+    return math.log(ARL) / kl * 24 if kl > 0 else None
 
 
 def steps(series, rho, phi=None):
@@ -199,8 +200,8 @@ def main():
                              "any of its CUSUMs does (default 0.25,10)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    ratios, threshold = args.design.split(",")
-    rho_design, threshold_design = tuple(float(x) for x in ratios.split("+")), float(threshold)
+    design_ratios, design_threshold = args.design.split(",")
+    rho_design, threshold_design = tuple(float(x) for x in design_ratios.split("+")), float(design_threshold)
 
     with tempfile.TemporaryDirectory() as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

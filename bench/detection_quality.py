@@ -46,7 +46,6 @@ usage: bench/detection_quality.py SHORTFALL [--seeds 1,2,3] [--jobs 2] [--only a
 """
 import argparse
 import concurrent.futures
-import math
 import os
 import re
 import statistics
@@ -56,10 +55,9 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 import detection_quality as dq  # noqa: E402  (the test's matching rules, shared)
+from delay_floor import PHI, oracle_hours  # noqa: E402  (the oracle delay, one false alarm per quarter)
 
-ARL_EVALUATIONS = 90 * 24      # one false alarm per quarter of hourly evaluations
 GROUPS = 5                     # commodity groups watched (unclassified is not)
-PHI = 0.2 ** 2 + 0.07 ** 2     # the generator's overdispersion of one corridor's daily counts (see nb50)
 DAILY = re.compile(r"^(\S+)  (\S+)  (\S+)  \[24h\] shipments=(\d+)", re.M)
 
 
@@ -104,12 +102,8 @@ def oracle_days(result, entry, phi=0.0):
     l1 = mean_between(series, entry["start"] + 2 * dq.DAY_MS, entry["start"] + 9 * dq.DAY_MS)
     if not l0 or l1 is None or l1 >= l0:
         return None
-    if phi > 0:
-        r = 1 / phi
-        kl = r * math.log((r + l0) / (r + l1)) + (l1 * math.log(l1 * (r + l0) / (l0 * (r + l1))) if l1 > 0 else 0.0)
-    else:
-        kl = (l1 * math.log(l1 / l0) if l1 > 0 else 0.0) - l1 + l0
-    return math.log(ARL_EVALUATIONS) / kl if kl > 0 else None
+    hours = oracle_hours(l0, l1, phi)
+    return hours / 24 if hours else None
 
 
 def main():

@@ -70,6 +70,16 @@ class DelayFloorTest(unittest.TestCase):
         # Negative binomial tends to Poisson as phi goes to 0, and more noise is slower.
         self.assertAlmostEqual(df.oracle_hours(50, 35, 1e-9), df.oracle_hours(50, 35), places=3)
         self.assertGreater(df.oracle_hours(50, 35, 0.045), 1.5 * df.oracle_hours(50, 35))
+        # Its negative-binomial KL is B - A x of the likelihood ratio at the mean after the drop.
+        a, b = df.coefficients(50, 35 / 50, 0.045)
+        self.assertAlmostEqual(df.oracle_hours(50, 35, 0.045), math.log(df.ARL) / (b - a * 35) * 24, places=9)
+        # A flow that stops: KL is l0 (Poisson), r ln((r + l0) / r) (negative binomial).
+        self.assertAlmostEqual(df.oracle_hours(50, 0), math.log(df.ARL) / 50 * 24, places=9)
+        r = 1 / 0.045
+        self.assertAlmostEqual(df.oracle_hours(50, 0, 0.045), math.log(df.ARL) / (r * math.log((r + 50) / r)) * 24,
+                               places=9)
+        # No drop, no oracle.
+        self.assertIsNone(df.oracle_hours(50, 50))
 
     def test_cusum_restarts_after_each_crossing(self):
         path = [(h, g) for h, g in enumerate([1, 1, 1, -5, 2, 2, -0.5, 1])]
