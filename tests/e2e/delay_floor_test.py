@@ -7,7 +7,10 @@
     from the probability mass function itself, for several counts, and the
     oracle delay is ln(ARL) / KL;
   - the CUSUM restarts after a crossing, and the calibrated threshold holds
-    the false-alarm budget it is given.
+    the false-alarm budget it is given, as does the quiet column's (the
+    lowest that does);
+  - only a shortage's truth entry takes a series out of the quiet column's
+    count, and a port's entry covers its group's total.
 
 usage: tests/e2e/delay_floor_test.py
 """
@@ -95,6 +98,26 @@ class DelayFloorTest(unittest.TestCase):
         self.assertLessEqual(crossings, hours / df.ARL)
         below = sum(len(df.crossing_hours(p, threshold - 0.25)) for p in paths)
         self.assertGreater(below, hours / df.ARL)  # the lowest such threshold, not any
+
+    def test_budget_threshold_is_the_lowest_within_the_budget(self):
+        rng = random.Random(5)
+        paths = [[(h, rng.gauss(-0.4, 1.2)) for h in range(3000)] for _ in range(10)]
+        for budget in (0, 3, 12):
+            threshold = df.budget_threshold(paths, budget)
+            self.assertLessEqual(sum(len(df.crossing_hours(p, threshold)) for p in paths), budget)
+            self.assertGreater(sum(len(df.crossing_hours(p, threshold - 0.25)) for p in paths), budget)
+        # Silent paths need no more than the lowest threshold tried.
+        self.assertEqual(df.budget_threshold([[(0, -1.0), (1, 0.5)]], 0), 1.0)
+
+    def test_only_shortages_take_a_series_out_of_the_count(self):
+        holiday = {"group": "*", "port": "", "shortage": False}
+        laredo_chips = {"group": "semiconductors", "port": "2304", "shortage": True}
+        run = {"truth": [holiday, laredo_chips]}
+        self.assertTrue(df.touched(("ppe", "CA-US-0901"), run))
+        self.assertFalse(df.touched(("ppe", "CA-US-0901"), run, shortages_only=True))
+        self.assertTrue(df.touched(("semiconductors", "MX-US-2304"), run, shortages_only=True))
+        self.assertTrue(df.touched(("semiconductors", "*"), run, shortages_only=True))
+        self.assertFalse(df.touched(("semiconductors", "MX-US-2402"), run, shortages_only=True))
 
 
 if __name__ == "__main__":
