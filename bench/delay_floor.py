@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast can a detector find the suite's volume drops? A measured floor for detection_quality.py's oracle ratio.
+"""How fast can a detector find the suite's volume drops? CUSUMs run on the replays, against detection_quality.py's oracle.
 
 detection_quality.py divides shortfall's detection delay by ln(ARL) / KL, the
 approximate delay of a Poisson oracle CUSUM that knows the rates before (l0)
@@ -179,13 +179,6 @@ def bank_steps(series, rhos, phi=None):
     return [(p[0][0], tuple(x[1] for x in p)) for p in zip(*paths)]
 
 
-def calibrated_threshold(clean_paths, hours):
-    """The lowest threshold (steps of 0.25) crossed at most once per ARL hours on the clean paths."""
-    budget = hours / ARL
-    threshold = 1.0
-    while sum(len(crossing_hours(p, threshold)) for p in clean_paths) > budget:
-        threshold += 0.25
-    return threshold
 
 
 def touches(key, e):
@@ -210,6 +203,11 @@ def budget_threshold(paths, budget):
         else:
             lo = mid + 1
     return lo / 4
+
+
+def calibrated_threshold(clean_paths, hours):
+    """The lowest threshold (steps of 0.25) crossed at most once per ARL hours on the clean paths."""
+    return budget_threshold(clean_paths, hours / ARL)
 
 
 def daily_mean(series, start_hour, end_hour):
